@@ -1,0 +1,40 @@
+//! The items of an index, read in place for the length of a build.
+//!
+//! Every leaf borrows the write transaction's memory map (or its dirty
+//! pages), so nothing is copied per tree. The borrow is what freezes the
+//! index: while a `FrozenItems` lives, the transaction cannot be written, so
+//! the bytes cannot move under the threads that read them.
+
+use heed::RoTxn;
+
+use crate::error::Error;
+use crate::key::NodeMode;
+use crate::node::Leaf;
+use crate::store::{self, RawDatabase};
+use crate::{Distance, ItemId, Result};
+
+/// The items of one index in id order, with their leaves.
+pub(crate) struct FrozenItems<'t, D: Distance> {
+    /// The item ids, ascending; a tree refers to an item by its position here.
+    pub ids: Vec<ItemId>,
+    /// The leaf of each item, at the same position.
+    pub leaves: Vec<Leaf<'t, D>>,
+}
+
+impl<'t, D: Distance> FrozenItems<'t, D> {
+    /// Reads every item of `index`, checking each has `dimensions` values.
+    pub fn read(db: RawDatabase, rtxn: &'t RoTxn, index: u16, dimensions: usize) -> Result<FrozenItems<'t, D>> {
+        let mut ids = Vec::new();
+        let mut leaves = Vec::new();
+        for entry in store::iter_mode(db, rtxn, index, NodeMode::Item)? {
+            let (key, bytes) = entry.map_err(Error::from)?;
+            leaves.push(store::decode_leaf::<D>(key, bytes, dimensions)?);
+            ids.push(key.id);
+        }
+        Ok(FrozenItems { ids, leaves })
+    }
+
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+}

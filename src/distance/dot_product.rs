@@ -1,0 +1,73 @@
+use super::cosine::NormHeader;
+use super::{Distance, sealed, unit_difference};
+use crate::kernels;
+use crate::node::Leaf;
+use crate::vector::UnalignedF32;
+
+/// The dot product, for maximum inner product search: larger is closer, and
+/// results carry the dot product itself, best first.
+///
+/// The trees solve an equivalent nearest-neighbour problem: each item gets an
+/// extra coordinate `sqrt(M² - |x|²)`, with `M` the largest norm in the
+/// index, so that all items have norm `M`, and the query gets a zero there
+/// (Bachrach et al., 2014). The extra coordinate is computed while the trees
+/// grow, never stored; the split normal's extra coordinate is the stored
+/// offset.
+#[derive(Debug, Clone, Copy)]
+pub enum DotProduct {}
+
+/// The build context of [`DotProduct`]: the largest norm of the index.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy)]
+pub struct MaxNorm(f32);
+
+fn extra_coordinate(leaf: &Leaf<'_, DotProduct>, MaxNorm(max): MaxNorm) -> f32 {
+    let norm = leaf.header.norm;
+    (max * max - norm * norm).max(0.0).sqrt()
+}
+
+impl sealed::Sealed for DotProduct {}
+
+impl Distance for DotProduct {
+    const NAME: &'static str = "dot-product";
+    type Header = NormHeader;
+    type Context = MaxNorm;
+
+    fn new_header(vector: UnalignedF32<'_>) -> NormHeader {
+        NormHeader { norm: kernels::norm(vector) }
+    }
+
+    fn context<'a>(leaves: impl Iterator<Item = Leaf<'a, Self>>) -> MaxNorm {
+        MaxNorm(leaves.map(|leaf| leaf.header.norm).fold(0.0, f32::max))
+    }
+
+    fn distance(p: &Leaf<'_, Self>, q: &Leaf<'_, Self>) -> f32 {
+        -kernels::dot(p.vector, q.vector)
+    }
+
+    fn user_distance(distance: f32) -> f32 {
+        -distance
+    }
+
+    fn split_point(leaf: &Leaf<'_, Self>, context: MaxNorm, out: &mut Vec<f32>) {
+        out.clear();
+        let MaxNorm(max) = context;
+        let scale = if max > 0.0 { max.recip() } else { 0.0 };
+        out.extend(leaf.vector.iter().map(|x| x * scale));
+        out.push(extra_coordinate(leaf, context) * scale);
+    }
+
+    fn plane(p: &[f32], q: &[f32]) -> Option<(Vec<f32>, f32)> {
+        let mut normal = unit_difference(p, q)?;
+        let extra = normal.pop()?;
+        Some((normal, extra))
+    }
+
+    fn margin(normal: UnalignedF32<'_>, _offset: f32, query: &Leaf<'_, Self>) -> f32 {
+        kernels::dot(normal, query.vector)
+    }
+
+    fn item_margin(normal: UnalignedF32<'_>, offset: f32, leaf: &Leaf<'_, Self>, context: MaxNorm) -> f32 {
+        kernels::dot(normal, leaf.vector) + offset * extra_coordinate(leaf, context)
+    }
+}

@@ -1,0 +1,46 @@
+use super::{Distance, bisecting_plane, sealed};
+use crate::kernels;
+use crate::node::Leaf;
+use crate::vector::UnalignedF32;
+
+/// The taxicab (L1) distance: the sum of the absolute differences. Results
+/// carry the true distance.
+///
+/// Splits are the same offset hyperplanes as [`super::Euclidean`]'s: a plane
+/// halfway between two centroids separates L1 neighbourhoods well enough for
+/// the trees, and the final ranking uses the exact L1 distance.
+#[derive(Debug, Clone, Copy)]
+pub enum Manhattan {}
+
+impl sealed::Sealed for Manhattan {}
+
+impl Distance for Manhattan {
+    const NAME: &'static str = "manhattan";
+    type Header = ();
+    type Context = ();
+
+    fn new_header(_vector: UnalignedF32<'_>) {}
+
+    fn context<'a>(_leaves: impl Iterator<Item = Leaf<'a, Self>>) {}
+
+    fn distance(p: &Leaf<'_, Self>, q: &Leaf<'_, Self>) -> f32 {
+        kernels::l1(p.vector, q.vector)
+    }
+
+    fn user_distance(distance: f32) -> f32 {
+        distance
+    }
+
+    fn split_point(leaf: &Leaf<'_, Self>, _context: (), out: &mut Vec<f32>) {
+        out.clear();
+        out.extend(leaf.vector.iter());
+    }
+
+    fn plane(p: &[f32], q: &[f32]) -> Option<(Vec<f32>, f32)> {
+        bisecting_plane(p, q)
+    }
+
+    fn margin(normal: UnalignedF32<'_>, offset: f32, query: &Leaf<'_, Self>) -> f32 {
+        kernels::dot(normal, query.vector) + offset
+    }
+}

@@ -1,0 +1,151 @@
+//! The one error type of the crate.
+
+use std::path::PathBuf;
+
+use crate::ItemId;
+use crate::key::Key;
+
+/// Everything that can go wrong, each with the values involved.
+///
+/// Mistakes a caller can make have their own variant and a message that says
+/// what to do; anything unreadable in the database is [`Error::Corrupted`]
+/// with the key of the entry.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A vector does not have the index's number of dimensions.
+    #[error("the vector has {received} dimensions but the index has {expected}; pass vectors of {expected} values")]
+    DimensionMismatch {
+        /// The index's dimensions.
+        expected: usize,
+        /// The vector's length.
+        received: usize,
+    },
+
+    /// A vector holds NaN or an infinity.
+    #[error("the vector holds {value} at position {position}; only finite values can be indexed or searched")]
+    NonFiniteValue {
+        /// Where in the vector.
+        position: usize,
+        /// The value found.
+        value: f32,
+    },
+
+    /// A writer was created with zero dimensions (or more than `u32::MAX`).
+    #[error("an index needs between 1 and {} dimensions, not {dimensions}", u32::MAX)]
+    InvalidDimensions {
+        /// The dimensions asked for.
+        dimensions: usize,
+    },
+
+    /// `append_item` was given an id not greater than the last one.
+    #[error("append_item needs strictly increasing ids: item {item} comes after item {last}; use add_item instead")]
+    AppendOutOfOrder {
+        /// The id given.
+        item: ItemId,
+        /// The largest id already in the index.
+        last: ItemId,
+    },
+
+    /// The index has never been built (or was cleared and not rebuilt).
+    #[error("index {index} has not been built; add items and call build first")]
+    NotBuilt {
+        /// The index.
+        index: u16,
+    },
+
+    /// The index has changes that were not built yet.
+    #[error("index {index} has changes that are not built yet; call build before opening a reader")]
+    NeedBuild {
+        /// The index.
+        index: u16,
+    },
+
+    /// The index was built with another distance.
+    #[error(
+        "index {index} was built with the {found} distance, not {expected}; open it with the distance it was built with"
+    )]
+    DistanceMismatch {
+        /// The index.
+        index: u16,
+        /// The distance asked for.
+        expected: &'static str,
+        /// The distance stored.
+        found: String,
+    },
+
+    /// The index was built with other dimensions than the writer's.
+    #[error(
+        "index {index} was built with {found} dimensions but the writer has {expected}; use the same dimensions or clear the index"
+    )]
+    IndexDimensionMismatch {
+        /// The index.
+        index: u16,
+        /// The writer's dimensions.
+        expected: usize,
+        /// The dimensions stored.
+        found: usize,
+    },
+
+    /// The index was written in a format this version cannot read.
+    #[error(
+        "index {index} is in format version {found}, this release reads version {supported}; rebuild the index or use a matching release"
+    )]
+    FormatVersion {
+        /// The index.
+        index: u16,
+        /// The version stored.
+        found: u32,
+        /// The version this release reads and writes.
+        supported: u32,
+    },
+
+    /// An entry is missing or cannot be decoded.
+    #[error("corrupted entry ({key}): {reason}")]
+    Corrupted {
+        /// The key of the entry.
+        key: Key,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// The LMDB map is full.
+    #[error("the LMDB map is full; abort this transaction and reopen the environment with a larger map_size")]
+    MapFull,
+
+    /// The build was cancelled by its `cancel` callback.
+    #[error("the build was cancelled; abort the transaction to keep the last built index")]
+    BuildCancelled,
+
+    /// A temporary file for tree nodes could not be created or written.
+    #[error("temporary node file in {dir:?}: {source}")]
+    TempFile {
+        /// The directory used (`None` for the system default).
+        dir: Option<PathBuf>,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+
+    /// The trees would need more than 2^32 node ids.
+    #[error("the trees need more than 2^32 nodes; use fewer trees or a larger split_after")]
+    TooManyNodes,
+
+    /// An error from LMDB.
+    #[error(transparent)]
+    Heed(heed::Error),
+}
+
+impl From<heed::Error> for Error {
+    fn from(error: heed::Error) -> Error {
+        match error {
+            heed::Error::Mdb(heed::MdbError::MapFull) => Error::MapFull,
+            other => Error::Heed(other),
+        }
+    }
+}
+
+impl Error {
+    pub(crate) fn corrupted(key: Key, reason: impl ToString) -> Error {
+        Error::Corrupted { key, reason: reason.to_string() }
+    }
+}

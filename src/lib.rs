@@ -1,0 +1,122 @@
+//! spinney: approximate nearest neighbours inside an LMDB database.
+//!
+//! An index is a forest of random-projection trees (as in Annoy) stored
+//! beside your own data in one [`heed`] database: the same file, the same
+//! transactions, the same crash safety. Vectors and trees are read in place
+//! from LMDB's memory map, so memory use is bounded by the OS page cache, not
+//! by the size of the index. Builds grow the trees in parallel with rayon.
+//!
+//! # Quickstart
+//!
+//! ```
+//! use spinney::distances::Euclidean;
+//! use spinney::heed::{CommitOrAbort, EnvOpenOptions};
+//! use spinney::{Database, Reader, Writer};
+//! use rand::SeedableRng;
+//! use rand::rngs::StdRng;
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let dir = tempfile::tempdir()?;
+//! // SAFETY: the environment is opened once, in this process only.
+//! let env = unsafe { EnvOpenOptions::new().map_size(64 * 1024 * 1024).open(dir.path())? };
+//!
+//! // One database holds up to 65,536 indexes.
+//! let db: Database<'static, Euclidean> = env
+//!     .create_databases_and_commit(env.write_txn()?, |opener, wtxn| {
+//!         opener.create_database(wtxn, None).map(CommitOrAbort::<_, ()>::Commit)
+//!     })?
+//!     .unwrap_commit();
+//!
+//! // Add vectors to index 0, then build its trees, in one write transaction.
+//! let mut wtxn = env.write_txn()?;
+//! let writer = Writer::<Euclidean>::new(db, 0, 3);
+//! writer.add_item(&mut wtxn, 0, &[0.0, 0.0, 1.0])?;
+//! writer.add_item(&mut wtxn, 1, &[0.0, 1.0, 0.0])?;
+//! writer.add_item(&mut wtxn, 2, &[1.0, 0.0, 0.0])?;
+//! let mut rng = StdRng::seed_from_u64(42);
+//! writer.builder(&mut rng).n_trees(4).build(&mut wtxn)?;
+//! wtxn.commit()?;
+//!
+//! // Search it in a read transaction.
+//! let rtxn = env.read_txn()?;
+//! let reader = Reader::<Euclidean>::open(&rtxn, 0, db)?;
+//! let nearest = reader.nns(2).by_vector(&rtxn, &[0.1, 0.9, 0.0])?;
+//! assert_eq!(nearest[0].0, 1);
+//! assert_eq!(nearest.len(), 2);
+//! # Ok(()) }
+//! ```
+//!
+//! # The model
+//!
+//! - **Items** are `(ItemId, Vec<f32>)` pairs, added with [`Writer::add_item`]
+//!   and deleted with [`Writer::del_item`]. They become searchable after
+//!   [`Builder::build`], inside the same write transaction.
+//! - **Trees** split the items recursively by hyperplanes chosen with
+//!   two-means until a node holds at most `split_after` items (a bucket).
+//!   Each tree is grown from its own random stream, so the same seed gives
+//!   the same bytes whatever the number of threads.
+//! - **Queries** ([`Reader::nns`]) descend all trees at once, best side
+//!   first, gather `search_k` candidates from the buckets they reach and rank
+//!   them by exact distance. `candidates` restricts the answer to a bitmap of
+//!   ids.
+//!
+//! # Limits
+//!
+//! - 65,536 indexes per database (`u16`), `u32` item ids, up to
+//!   [`MAX_TREES`] trees.
+//! - Little-endian targets only: the format is little-endian and vectors are
+//!   read in place.
+//! - One build of one index at a time (LMDB has one write transaction).
+//!
+//! The byte layout of everything stored is in [`format`].
+
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+#[cfg(target_endian = "big")]
+compile_error!("spinney reads little-endian vectors in place and only builds for little-endian targets");
+
+mod build;
+mod distance;
+mod error;
+mod kernels;
+mod key;
+mod metadata;
+mod node;
+mod progress;
+mod reader;
+mod store;
+mod vector;
+mod version;
+mod writer;
+
+#[doc = include_str!("format.md")]
+pub mod format {}
+
+/// The distances an index can use.
+pub mod distances {
+    pub use crate::distance::{Cosine, DotProduct, Euclidean, Manhattan};
+}
+
+pub use build::{Builder, MAX_TREES, default_n_trees, default_split_after};
+pub use distance::Distance;
+pub use error::Error;
+pub use heed;
+pub use key::{Key, KeyCodec, NodeMode, Prefix, PrefixCodec};
+pub use node::NodeCodec;
+pub use progress::{MainStep, SubStep, WriterProgress};
+pub use reader::{DEFAULT_EXACT_BELOW_COUNT, DEFAULT_EXACT_BELOW_RATIO, QueryBuilder, Reader, Stats, TreeStats};
+pub use store::ItemIter;
+pub use version::FORMAT_VERSION;
+pub use writer::Writer;
+
+/// The id of an item.
+pub type ItemId = u32;
+
+/// The result of every fallible operation.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The LMDB database that holds the indexes, typed with spinney's codecs.
+///
+/// Create it with heed's own calls (see the quickstart); one database holds
+/// up to 65,536 indexes.
+pub type Database<'t, D> = heed::Database<'t, KeyCodec, NodeCodec<D>>;

@@ -1,0 +1,134 @@
+//! The metadata record of a built index.
+//!
+//! Stored under `(index, Metadata, 0)`, little-endian:
+//!
+//! | bytes | field |
+//! | --- | --- |
+//! | 4 | dimensions (`u32`) |
+//! | 4 | `split_after` used by the build (`u32`) |
+//! | 4 | number of trees `n` (`u32`) |
+//! | 4 × n | root node id of each tree (`u32`) |
+//! | 1 | length `l` of the distance name |
+//! | l | the distance name (UTF-8) |
+//! | rest | roaring bitmap of the item ids the trees hold |
+
+use std::borrow::Cow;
+
+use roaring::RoaringBitmap;
+
+/// What a build leaves behind for readers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Metadata<'a> {
+    /// The number of dimensions.
+    pub dimensions: u32,
+    /// The bucket size the trees were grown with.
+    pub split_after: u32,
+    /// The root node of each tree, in tree order.
+    pub roots: Vec<u32>,
+    /// The name of the distance.
+    pub distance: Cow<'a, str>,
+    /// The items the trees hold.
+    pub items: RoaringBitmap,
+}
+
+/// Why bytes do not decode as [`Metadata`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MetadataError {
+    /// The record ends before a field.
+    #[error("metadata ends before its {0}")]
+    Truncated(&'static str),
+    /// The distance name is not UTF-8.
+    #[error("the distance name is not UTF-8")]
+    DistanceName,
+    /// The bitmap does not decode.
+    #[error("invalid item bitmap: {0}")]
+    Bitmap(String),
+}
+
+struct Cursor<'a>(&'a [u8]);
+
+impl<'a> Cursor<'a> {
+    fn take(&mut self, len: usize, field: &'static str) -> Result<&'a [u8], MetadataError> {
+        if self.0.len() < len {
+            return Err(MetadataError::Truncated(field));
+        }
+        let (head, rest) = self.0.split_at(len);
+        self.0 = rest;
+        Ok(head)
+    }
+
+    fn u32(&mut self, field: &'static str) -> Result<u32, MetadataError> {
+        let bytes = self.take(4, field)?;
+        Ok(u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]))
+    }
+}
+
+impl<'a> Metadata<'a> {
+    /// Appends the encoding to `out`.
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.dimensions.to_le_bytes());
+        out.extend_from_slice(&self.split_after.to_le_bytes());
+        let n_trees = u32::try_from(self.roots.len()).expect("fewer than 2^32 trees");
+        out.extend_from_slice(&n_trees.to_le_bytes());
+        for root in &self.roots {
+            out.extend_from_slice(&root.to_le_bytes());
+        }
+        let name = self.distance.as_bytes();
+        let len = u8::try_from(name.len()).expect("distance names are short");
+        out.push(len);
+        out.extend_from_slice(name);
+        // Writing into a Vec cannot fail.
+        let _ = self.items.serialize_into(&mut *out);
+    }
+
+    /// Decodes a record, checking every length.
+    pub fn decode(bytes: &'a [u8]) -> Result<Metadata<'a>, MetadataError> {
+        let mut cursor = Cursor(bytes);
+        let dimensions = cursor.u32("dimensions")?;
+        let split_after = cursor.u32("split_after")?;
+        let n_trees = cursor.u32("tree count")? as usize;
+        if cursor.0.len() / 4 < n_trees {
+            return Err(MetadataError::Truncated("roots"));
+        }
+        let roots = (0..n_trees).map(|_| cursor.u32("roots")).collect::<Result<_, _>>()?;
+        let len = cursor.take(1, "distance name length")?[0] as usize;
+        let name = cursor.take(len, "distance name")?;
+        let distance = std::str::from_utf8(name).map_err(|_| MetadataError::DistanceName)?;
+        let items = RoaringBitmap::deserialize_from(cursor.0).map_err(|e| MetadataError::Bitmap(e.to_string()))?;
+        if items.serialized_size() != cursor.0.len() {
+            return Err(MetadataError::Bitmap("trailing bytes".into()));
+        }
+        Ok(Metadata { dimensions, split_after, roots, distance: Cow::Borrowed(distance), items })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn round_trip(dimensions in any::<u32>(), split_after in any::<u32>(),
+                      roots in proptest::collection::vec(any::<u32>(), 0..50),
+                      distance in "[a-z-]{0,20}",
+                      items in proptest::collection::vec(any::<u32>(), 0..200)) {
+            let metadata = Metadata {
+                dimensions, split_after, roots, distance: Cow::Owned(distance),
+                items: items.into_iter().collect(),
+            };
+            let mut bytes = Vec::new();
+            metadata.encode_into(&mut bytes);
+            prop_assert_eq!(Metadata::decode(&bytes).unwrap(), metadata.clone());
+            for cut in 0..bytes.len() {
+                prop_assert!(Metadata::decode(&bytes[..cut]).is_err());
+            }
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let _ = Metadata::decode(&bytes);
+        }
+    }
+}

@@ -1,0 +1,307 @@
+//! Tree nodes and leaves, and their byte codec.
+//!
+//! Every value under a `Tree` or `Item` key starts with a one-byte tag:
+//!
+//! | tag | node | payload |
+//! | --- | --- | --- |
+//! | 0 | [`Leaf`] | the distance's header (plain old data), then the vector as little-endian `f32`s |
+//! | 1 | [`Descendants`] | a roaring bitmap of item ids (portable roaring serialization) |
+//! | 2 | [`SplitPlaneNormal`] | `left: u32`, `right: u32`, `offset: f32`, then the normal as little-endian `f32`s (empty for a random split) |
+//!
+//! Decoding checks the tag and every length and returns a [`NodeError`]; it
+//! never panics on any input.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::marker::PhantomData;
+
+use heed::{BoxedError, BytesDecode, BytesEncode};
+use roaring::RoaringBitmap;
+
+use crate::Distance;
+use crate::vector::{UnalignedF32, VectorSizeError};
+
+const LEAF_TAG: u8 = 0;
+const DESCENDANTS_TAG: u8 = 1;
+const SPLIT_PLANE_NORMAL_TAG: u8 = 2;
+/// `left`, `right` and `offset`, four bytes each.
+const SPLIT_HEADER_SIZE: usize = 12;
+
+/// An item: the distance's header and the vector.
+pub struct Leaf<'a, D: Distance> {
+    /// Precomputed per-vector data (the norm for cosine, nothing for Euclidean).
+    pub header: D::Header,
+    /// The vector itself.
+    pub vector: UnalignedF32<'a>,
+}
+
+impl<D: Distance> Clone for Leaf<'_, D> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<D: Distance> Copy for Leaf<'_, D> {}
+
+impl<D: Distance> fmt::Debug for Leaf<'_, D> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Leaf").field("header", &self.header).field("vector", &self.vector).finish()
+    }
+}
+
+impl<'a, D: Distance> Leaf<'a, D> {
+    /// A leaf for `vector`, with its header computed.
+    pub fn new(vector: UnalignedF32<'a>) -> Leaf<'a, D> {
+        Leaf { header: D::new_header(vector), vector }
+    }
+}
+
+/// A bucket: the ids of the items that end in this part of a tree.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Descendants<'a> {
+    /// The item ids.
+    pub items: Cow<'a, RoaringBitmap>,
+}
+
+/// An inner node: a hyperplane and the two sides it separates.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SplitPlaneNormal<'a> {
+    /// The node id of the side where the margin is negative.
+    pub left: u32,
+    /// The node id of the side where the margin is positive.
+    pub right: u32,
+    /// The distance-specific offset of the plane (the bias for Euclidean and
+    /// Manhattan, zero for cosine, the extra coordinate for dot product).
+    pub offset: f32,
+    /// The normal; empty when the split was random.
+    pub normal: UnalignedF32<'a>,
+}
+
+/// Any value stored under a `Tree` or `Item` key.
+pub enum Node<'a, D: Distance> {
+    /// An item vector.
+    Leaf(Leaf<'a, D>),
+    /// A bucket of item ids.
+    Descendants(Descendants<'a>),
+    /// A split.
+    SplitPlaneNormal(SplitPlaneNormal<'a>),
+}
+
+impl<D: Distance> fmt::Debug for Node<'_, D> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Node::Leaf(leaf) => leaf.fmt(f),
+            Node::Descendants(descendants) => descendants.fmt(f),
+            Node::SplitPlaneNormal(split) => split.fmt(f),
+        }
+    }
+}
+
+/// Why bytes do not decode as a [`Node`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NodeError {
+    /// There is not even a tag byte.
+    #[error("the node is empty")]
+    Empty,
+    /// The tag byte is unknown.
+    #[error("unknown node tag {0}")]
+    UnknownTag(u8),
+    /// Another kind of node was expected here.
+    #[error("expected {expected}, found {found}")]
+    UnexpectedKind {
+        /// What the caller needed.
+        expected: &'static str,
+        /// What the bytes hold.
+        found: &'static str,
+    },
+    /// The payload is shorter than its fixed part.
+    #[error("{kind} needs at least {needed} bytes of payload, found {found}")]
+    TooShort {
+        /// The kind of node.
+        kind: &'static str,
+        /// The fixed size.
+        needed: usize,
+        /// The size found.
+        found: usize,
+    },
+    /// The vector part is not whole floats.
+    #[error(transparent)]
+    Vector(#[from] VectorSizeError),
+    /// The bitmap does not decode.
+    #[error("invalid bitmap: {0}")]
+    Bitmap(String),
+}
+
+impl<'a, D: Distance> Node<'a, D> {
+    /// The name of this kind of node, for messages.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Node::Leaf(_) => "a leaf",
+            Node::Descendants(_) => "a bucket",
+            Node::SplitPlaneNormal(_) => "a split",
+        }
+    }
+
+    /// Appends the encoding of this node to `out`.
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
+        match self {
+            Node::Leaf(leaf) => {
+                out.push(LEAF_TAG);
+                out.extend_from_slice(bytemuck::bytes_of(&leaf.header));
+                out.extend_from_slice(leaf.vector.as_bytes());
+            }
+            Node::Descendants(descendants) => {
+                out.push(DESCENDANTS_TAG);
+                out.reserve(descendants.items.serialized_size());
+                // Writing into a Vec cannot fail.
+                let _ = descendants.items.serialize_into(&mut *out);
+            }
+            Node::SplitPlaneNormal(split) => {
+                out.push(SPLIT_PLANE_NORMAL_TAG);
+                out.extend_from_slice(&split.left.to_le_bytes());
+                out.extend_from_slice(&split.right.to_le_bytes());
+                out.extend_from_slice(&split.offset.to_le_bytes());
+                out.extend_from_slice(split.normal.as_bytes());
+            }
+        }
+    }
+
+    /// Decodes a node, checking its tag and every length.
+    pub fn decode(bytes: &'a [u8]) -> Result<Node<'a, D>, NodeError> {
+        let (&tag, payload) = bytes.split_first().ok_or(NodeError::Empty)?;
+        match tag {
+            LEAF_TAG => {
+                let header_size = size_of::<D::Header>();
+                if payload.len() < header_size {
+                    return Err(NodeError::TooShort { kind: "a leaf", needed: header_size, found: payload.len() });
+                }
+                let (header, vector) = payload.split_at(header_size);
+                let header = bytemuck::pod_read_unaligned(header);
+                Ok(Node::Leaf(Leaf { header, vector: UnalignedF32::from_bytes(vector)? }))
+            }
+            DESCENDANTS_TAG => {
+                let items = RoaringBitmap::deserialize_from(payload).map_err(|e| NodeError::Bitmap(e.to_string()))?;
+                if items.serialized_size() != payload.len() {
+                    return Err(NodeError::Bitmap(format!(
+                        "{} trailing bytes",
+                        payload.len().saturating_sub(items.serialized_size())
+                    )));
+                }
+                Ok(Node::Descendants(Descendants { items: Cow::Owned(items) }))
+            }
+            SPLIT_PLANE_NORMAL_TAG => {
+                if payload.len() < SPLIT_HEADER_SIZE {
+                    return Err(NodeError::TooShort {
+                        kind: "a split",
+                        needed: SPLIT_HEADER_SIZE,
+                        found: payload.len(),
+                    });
+                }
+                let (head, normal) = payload.split_at(SPLIT_HEADER_SIZE);
+                let word = |at: usize| [head[at], head[at + 1], head[at + 2], head[at + 3]];
+                Ok(Node::SplitPlaneNormal(SplitPlaneNormal {
+                    left: u32::from_le_bytes(word(0)),
+                    right: u32::from_le_bytes(word(4)),
+                    offset: f32::from_le_bytes(word(8)),
+                    normal: UnalignedF32::from_bytes(normal)?,
+                }))
+            }
+            other => Err(NodeError::UnknownTag(other)),
+        }
+    }
+
+    /// The leaf inside, or an error naming what was found instead.
+    pub fn into_leaf(self) -> Result<Leaf<'a, D>, NodeError> {
+        match self {
+            Node::Leaf(leaf) => Ok(leaf),
+            other => Err(NodeError::UnexpectedKind { expected: "a leaf", found: other.kind() }),
+        }
+    }
+}
+
+/// The heed codec of [`Node`] for the distance `D`.
+pub struct NodeCodec<D>(PhantomData<D>);
+
+impl<'a, D: Distance> BytesEncode<'a> for NodeCodec<D> {
+    type EItem = Node<'a, D>;
+
+    fn bytes_encode(node: &'a Node<'a, D>) -> Result<Cow<'a, [u8]>, BoxedError> {
+        let mut bytes = Vec::new();
+        node.encode_into(&mut bytes);
+        Ok(Cow::Owned(bytes))
+    }
+}
+
+impl<'a, D: Distance> BytesDecode<'a> for NodeCodec<D> {
+    type DItem = Node<'a, D>;
+
+    fn bytes_decode(bytes: &'a [u8]) -> Result<Node<'a, D>, BoxedError> {
+        Ok(Node::decode(bytes)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::distances::{Cosine, Euclidean};
+
+    fn encoded<D: Distance>(node: &Node<'_, D>) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        node.encode_into(&mut bytes);
+        bytes
+    }
+
+    proptest! {
+        #[test]
+        fn leaf_round_trip(values in proptest::collection::vec(-1e6f32..1e6, 0..70)) {
+            let leaf = Leaf::<Cosine>::new(UnalignedF32::from_slice(&values));
+            let bytes = encoded(&Node::Leaf(leaf));
+            let decoded = Node::<Cosine>::decode(&bytes).unwrap().into_leaf().unwrap();
+            prop_assert_eq!(decoded.header, leaf.header);
+            prop_assert_eq!(decoded.vector.to_vec(), values);
+        }
+
+        #[test]
+        fn descendants_round_trip(ids in proptest::collection::vec(any::<u32>(), 0..300)) {
+            let items: RoaringBitmap = ids.into_iter().collect();
+            let bytes = encoded::<Euclidean>(&Node::Descendants(Descendants { items: Cow::Borrowed(&items) }));
+            match Node::<Euclidean>::decode(&bytes).unwrap() {
+                Node::Descendants(decoded) => prop_assert_eq!(decoded.items.into_owned(), items),
+                other => prop_assert!(false, "decoded {other:?}"),
+            }
+        }
+
+        #[test]
+        fn split_round_trip(left in any::<u32>(), right in any::<u32>(), offset in -1e6f32..1e6,
+                            normal in proptest::collection::vec(-1.0f32..1.0, 0..70)) {
+            let split = SplitPlaneNormal { left, right, offset, normal: UnalignedF32::from_slice(&normal) };
+            let bytes = encoded::<Euclidean>(&Node::SplitPlaneNormal(split));
+            match Node::<Euclidean>::decode(&bytes).unwrap() {
+                Node::SplitPlaneNormal(decoded) => prop_assert_eq!(decoded, split),
+                other => prop_assert!(false, "decoded {other:?}"),
+            }
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let _ = Node::<Cosine>::decode(&bytes);
+            let _ = Node::<Euclidean>::decode(&bytes);
+        }
+    }
+
+    #[test]
+    fn malformed_nodes_are_errors() {
+        assert_eq!(Node::<Euclidean>::decode(&[]).unwrap_err(), NodeError::Empty);
+        assert_eq!(Node::<Euclidean>::decode(&[7]).unwrap_err(), NodeError::UnknownTag(7));
+        assert!(matches!(Node::<Euclidean>::decode(&[0, 1, 2]).unwrap_err(), NodeError::Vector(_)));
+        assert!(matches!(Node::<Cosine>::decode(&[0, 1]).unwrap_err(), NodeError::TooShort { .. }));
+        assert!(matches!(Node::<Euclidean>::decode(&[2, 0, 0]).unwrap_err(), NodeError::TooShort { .. }));
+        assert!(matches!(Node::<Euclidean>::decode(&[1, 0xff, 0, 0]).unwrap_err(), NodeError::Bitmap(_)));
+        let mut trailing =
+            encoded::<Euclidean>(&Node::Descendants(Descendants { items: Cow::Owned((0..10).collect()) }));
+        trailing.push(0);
+        assert!(matches!(Node::<Euclidean>::decode(&trailing).unwrap_err(), NodeError::Bitmap(_)));
+    }
+}

@@ -1,0 +1,176 @@
+//! Walking every tree: [`Reader::stats`] and [`Reader::check`].
+
+use heed::RoTxn;
+use roaring::RoaringBitmap;
+
+use super::Reader;
+use crate::error::Error;
+use crate::key::{Key, NodeMode};
+use crate::node::Node;
+use crate::store;
+use crate::{Distance, Result};
+
+/// The shape of one tree.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TreeStats {
+    /// The longest path from the root to a bucket, in edges.
+    pub depth: usize,
+    /// The number of split nodes.
+    pub split_nodes: usize,
+    /// How many of the splits were random (no plane separated the items).
+    pub random_splits: usize,
+    /// The number of buckets.
+    pub buckets: usize,
+    /// The number of items in the largest bucket.
+    pub largest_bucket: u64,
+}
+
+/// The shape of every tree of an index.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// One entry per tree, in tree order.
+    pub trees: Vec<TreeStats>,
+}
+
+/// What a walk does at each node.
+trait Visit {
+    fn node(&mut self, key: Key, depth: usize, node: &Node<'_, impl Distance>) -> Result<()>;
+}
+
+impl<D: Distance> Reader<'_, D> {
+    /// Walks one tree depth first, bounded by the node count a well-formed
+    /// tree can have, so a corrupted tree gives an error instead of a loop.
+    fn walk(&self, rtxn: &RoTxn, root: u32, visit: &mut impl Visit) -> Result<()> {
+        let limit = 2 * self.n_items() + 1;
+        let mut stack = vec![(root, 0usize)];
+        let mut visited = 0u64;
+        while let Some((id, depth)) = stack.pop() {
+            let key = Key::tree(self.index, id);
+            visited += 1;
+            if visited > limit {
+                return Err(Error::corrupted(key, "the tree holds more nodes than its items allow"));
+            }
+            let node = store::tree_node::<D>(self.db, rtxn, self.index, id)?;
+            visit.node(key, depth, &node)?;
+            match node {
+                Node::SplitPlaneNormal(split) => {
+                    stack.push((split.right, depth + 1));
+                    stack.push((split.left, depth + 1));
+                }
+                Node::Descendants(_) => {}
+                Node::Leaf(_) => return Err(Error::corrupted(key, "a tree node holds a vector")),
+            }
+        }
+        Ok(())
+    }
+
+    /// The depth, splits and buckets of each tree.
+    pub fn stats(&self, rtxn: &RoTxn) -> Result<Stats> {
+        struct Shape(TreeStats);
+        impl Visit for Shape {
+            fn node(&mut self, _key: Key, depth: usize, node: &Node<'_, impl Distance>) -> Result<()> {
+                let stats = &mut self.0;
+                stats.depth = stats.depth.max(depth);
+                match node {
+                    Node::SplitPlaneNormal(split) => {
+                        stats.split_nodes += 1;
+                        stats.random_splits += usize::from(split.normal.is_empty());
+                    }
+                    Node::Descendants(bucket) => {
+                        stats.buckets += 1;
+                        stats.largest_bucket = stats.largest_bucket.max(bucket.items.len());
+                    }
+                    Node::Leaf(_) => {}
+                }
+                Ok(())
+            }
+        }
+        let mut trees = Vec::with_capacity(self.n_trees());
+        for &root in &self.metadata.roots {
+            let mut shape = Shape(TreeStats::default());
+            self.walk(rtxn, root, &mut shape)?;
+            trees.push(shape.0);
+        }
+        Ok(Stats { trees })
+    }
+
+    /// Verifies the whole index and returns the first problem found: every
+    /// tree node exists and decodes, no node is reached twice, each tree
+    /// holds every item exactly once, split normals have the index's
+    /// dimensions, every item has a vector of the right length, and there is
+    /// no stray node or item.
+    pub fn check(&self, rtxn: &RoTxn) -> Result<()> {
+        struct Structure<'a> {
+            dimensions: usize,
+            items: &'a RoaringBitmap,
+            reached: RoaringBitmap,
+            in_tree: RoaringBitmap,
+        }
+        impl Visit for Structure<'_> {
+            fn node(&mut self, key: Key, _depth: usize, node: &Node<'_, impl Distance>) -> Result<()> {
+                if !self.reached.insert(key.id) {
+                    return Err(Error::corrupted(key, "the node is reached twice"));
+                }
+                match node {
+                    Node::SplitPlaneNormal(split) => {
+                        let len = split.normal.len();
+                        if len != 0 && len != self.dimensions {
+                            let reason =
+                                format!("the split normal has {len} dimensions, the index {}", self.dimensions);
+                            return Err(Error::corrupted(key, reason));
+                        }
+                    }
+                    Node::Descendants(bucket) => {
+                        if !bucket.items.is_subset(self.items) {
+                            return Err(Error::corrupted(key, "the bucket holds items the index does not"));
+                        }
+                        if !self.in_tree.is_disjoint(&bucket.items) {
+                            return Err(Error::corrupted(key, "an item is in two buckets of one tree"));
+                        }
+                        self.in_tree |= &*bucket.items;
+                    }
+                    Node::Leaf(_) => {}
+                }
+                Ok(())
+            }
+        }
+
+        let items = &self.metadata.items;
+        let mut structure = Structure {
+            dimensions: self.dimensions,
+            items,
+            reached: RoaringBitmap::new(),
+            in_tree: RoaringBitmap::new(),
+        };
+        for &root in &self.metadata.roots {
+            structure.in_tree.clear();
+            self.walk(rtxn, root, &mut structure)?;
+            if structure.in_tree != *items {
+                let missing = items - &structure.in_tree;
+                let reason = format!("the tree misses {} items, among them {:?}", missing.len(), missing.min());
+                return Err(Error::corrupted(Key::tree(self.index, root), reason));
+            }
+        }
+
+        for entry in store::iter_mode(self.db, rtxn, self.index, NodeMode::Tree)? {
+            let (key, _) = entry?;
+            if !structure.reached.contains(key.id) {
+                return Err(Error::corrupted(key, "no tree reaches this node"));
+            }
+        }
+        let mut stored = 0u64;
+        for entry in store::iter_mode(self.db, rtxn, self.index, NodeMode::Item)? {
+            let (key, bytes) = entry?;
+            if !items.contains(key.id) {
+                return Err(Error::corrupted(key, "the item is stored but in no tree"));
+            }
+            store::decode_leaf::<D>(key, bytes, self.dimensions)?;
+            stored += 1;
+        }
+        if stored != items.len() {
+            let key = Key::metadata(self.index);
+            return Err(Error::corrupted(key, format!("{} items in the trees, {stored} stored", items.len())));
+        }
+        Ok(())
+    }
+}

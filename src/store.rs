@@ -1,0 +1,131 @@
+//! Typed reads and range deletions over the raw database, shared by the
+//! writer, the build and the reader. Every decoding failure becomes
+//! [`Error::Corrupted`] with the key that failed.
+
+use heed::types::Bytes;
+use heed::{RoTxn, RwTxn};
+
+use crate::error::Error;
+use crate::key::{Key, KeyCodec, NodeMode, Prefix, PrefixCodec};
+use crate::metadata::Metadata;
+use crate::node::{Leaf, Node};
+use crate::{Database, Distance, ItemId, Result, version};
+
+/// The database with values as plain bytes.
+pub(crate) type RawDatabase = heed::Database<'static, KeyCodec, Bytes>;
+
+pub(crate) fn raw<D: Distance>(db: Database<'static, D>) -> RawDatabase {
+    db.remap_data_type::<Bytes>()
+}
+
+/// The node under `key`, if any.
+pub(crate) fn node<'t, D: Distance>(db: RawDatabase, rtxn: &'t RoTxn, key: Key) -> Result<Option<Node<'t, D>>> {
+    match db.get(rtxn, &key)? {
+        Some(bytes) => Node::decode(bytes).map(Some).map_err(|e| Error::corrupted(key, e)),
+        None => Ok(None),
+    }
+}
+
+/// The tree node under `key`, which must exist.
+pub(crate) fn tree_node<'t, D: Distance>(db: RawDatabase, rtxn: &'t RoTxn, index: u16, id: u32) -> Result<Node<'t, D>> {
+    let key = Key::tree(index, id);
+    node(db, rtxn, key)?.ok_or_else(|| Error::corrupted(key, "the tree node is missing"))
+}
+
+/// Decodes an item's bytes, checking they are a leaf of `dimensions` values.
+pub(crate) fn decode_leaf<D: Distance>(key: Key, bytes: &[u8], dimensions: usize) -> Result<Leaf<'_, D>> {
+    let leaf = Node::<D>::decode(bytes).and_then(Node::into_leaf).map_err(|e| Error::corrupted(key, e))?;
+    if leaf.vector.len() != dimensions {
+        let reason = format!("the item has {} dimensions, the index {dimensions}", leaf.vector.len());
+        return Err(Error::corrupted(key, reason));
+    }
+    Ok(leaf)
+}
+
+/// The stored vector of `item`, if any.
+pub(crate) fn leaf<'t, D: Distance>(
+    db: RawDatabase,
+    rtxn: &'t RoTxn,
+    index: u16,
+    item: ItemId,
+    dimensions: usize,
+) -> Result<Option<Leaf<'t, D>>> {
+    let key = Key::item(index, item);
+    match db.get(rtxn, &key)? {
+        Some(bytes) => decode_leaf(key, bytes, dimensions).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// The metadata of `index`, if it was built.
+pub(crate) fn metadata<'t>(db: RawDatabase, rtxn: &'t RoTxn, index: u16) -> Result<Option<Metadata<'t>>> {
+    let key = Key::metadata(index);
+    match db.get(rtxn, &key)? {
+        Some(bytes) => Metadata::decode(bytes).map(Some).map_err(|e| Error::corrupted(key, e)),
+        None => Ok(None),
+    }
+}
+
+/// Checks the format version of `index`; `Ok(false)` when there is none.
+pub(crate) fn has_current_version(db: RawDatabase, rtxn: &RoTxn, index: u16) -> Result<bool> {
+    let key = Key::version(index);
+    match db.get(rtxn, &key)? {
+        Some(bytes) => version::check(key, bytes).map(|()| true),
+        None => Ok(false),
+    }
+}
+
+/// Every entry of one kind in one index, in key order.
+pub(crate) fn iter_mode<'t>(
+    db: RawDatabase,
+    rtxn: &'t RoTxn,
+    index: u16,
+    mode: NodeMode,
+) -> Result<heed::RoPrefix<'t, KeyCodec, Bytes>> {
+    let prefix = Prefix::new(index, mode);
+    Ok(db.remap_key_type::<PrefixCodec>().prefix_iter(rtxn, &prefix)?.remap_key_type::<KeyCodec>())
+}
+
+/// The largest id of kind `mode` in `index`.
+pub(crate) fn last_id(db: RawDatabase, rtxn: &RoTxn, index: u16, mode: NodeMode) -> Result<Option<u32>> {
+    let prefix = Prefix::new(index, mode);
+    let mut iter = db.remap_key_type::<PrefixCodec>().rev_prefix_iter(rtxn, &prefix)?.remap_key_type::<KeyCodec>();
+    Ok(iter.next().transpose()?.map(|(key, _)| key.id))
+}
+
+/// Whether `index` has any entry of kind `mode`.
+pub(crate) fn has_mode(db: RawDatabase, rtxn: &RoTxn, index: u16, mode: NodeMode) -> Result<bool> {
+    Ok(iter_mode(db, rtxn, index, mode)?.next().transpose()?.is_some())
+}
+
+/// Deletes every entry of kind `mode` in `index`; returns how many.
+pub(crate) fn delete_mode(db: RawDatabase, wtxn: &mut RwTxn, index: u16, mode: NodeMode) -> Result<usize> {
+    let range = Key::new(index, mode, 0)..=Key::new(index, mode, u32::MAX);
+    Ok(db.delete_range(wtxn, &range)?)
+}
+
+/// The items of an index with their vectors, in id order.
+pub struct ItemIter<'t, D: Distance> {
+    inner: heed::RoPrefix<'t, KeyCodec, Bytes>,
+    dimensions: usize,
+    marker: std::marker::PhantomData<D>,
+}
+
+impl<'t, D: Distance> ItemIter<'t, D> {
+    pub(crate) fn new(db: RawDatabase, rtxn: &'t RoTxn, index: u16, dimensions: usize) -> Result<ItemIter<'t, D>> {
+        let inner = iter_mode(db, rtxn, index, NodeMode::Item)?;
+        Ok(ItemIter { inner, dimensions, marker: std::marker::PhantomData })
+    }
+}
+
+impl<D: Distance> Iterator for ItemIter<'_, D> {
+    type Item = Result<(ItemId, Vec<f32>)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let entry = self.inner.next()?;
+        Some(entry.map_err(Error::from).and_then(|(key, bytes)| {
+            let leaf = decode_leaf::<D>(key, bytes, self.dimensions)?;
+            Ok((key.id, leaf.vector.to_vec()))
+        }))
+    }
+}

@@ -1,0 +1,173 @@
+//! [`Writer`]: adding, replacing and deleting items, and starting builds.
+
+use std::marker::PhantomData;
+use std::path::PathBuf;
+
+use heed::{PutFlags, RoTxn, RwTxn};
+use rand::{Rng, SeedableRng};
+
+use crate::build::Builder;
+use crate::error::Error;
+use crate::key::{Key, NodeMode};
+use crate::node::{Leaf, Node};
+use crate::store::{self, ItemIter, RawDatabase};
+use crate::vector::UnalignedF32;
+use crate::{Database, Distance, ItemId, Result};
+
+/// Writes the items of one index and builds its trees.
+///
+/// Every change marks the item as updated; readers see changes only after
+/// [`Builder::build`] has run and the transaction is committed.
+#[derive(Debug)]
+pub struct Writer<D: Distance> {
+    pub(crate) db: RawDatabase,
+    pub(crate) index: u16,
+    pub(crate) dimensions: usize,
+    pub(crate) tmpdir: Option<PathBuf>,
+    marker: PhantomData<D>,
+}
+
+impl<D: Distance> Writer<D> {
+    /// A writer for `index` in `db`, whose vectors have `dimensions` values.
+    ///
+    /// Zero dimensions is accepted here, and every operation then returns
+    /// [`Error::InvalidDimensions`].
+    pub fn new(db: Database<'static, D>, index: u16, dimensions: usize) -> Writer<D> {
+        Writer { db: store::raw(db), index, dimensions, tmpdir: None, marker: PhantomData }
+    }
+
+    /// The index this writer writes.
+    pub fn index(&self) -> u16 {
+        self.index
+    }
+
+    /// The number of dimensions of the vectors.
+    pub fn dimensions(&self) -> usize {
+        self.dimensions
+    }
+
+    /// The directory where builds put their temporary tree files (the
+    /// system's temporary directory by default).
+    pub fn set_tmpdir(&mut self, path: impl Into<PathBuf>) {
+        self.tmpdir = Some(path.into());
+    }
+
+    /// Adds `item`, or replaces its vector if it exists.
+    ///
+    /// The vector must have the writer's dimensions and only finite values.
+    pub fn add_item(&self, wtxn: &mut RwTxn, item: ItemId, vector: &[f32]) -> Result<()> {
+        self.check_vector(vector)?;
+        self.put_item(wtxn, item, vector, PutFlags::empty())
+    }
+
+    /// Adds `item`, whose id must be greater than every id in the index.
+    ///
+    /// Faster than [`Writer::add_item`] for loading items in id order: when
+    /// this is the last index of the database, LMDB appends without searching.
+    pub fn append_item(&self, wtxn: &mut RwTxn, item: ItemId, vector: &[f32]) -> Result<()> {
+        self.check_vector(vector)?;
+        let key = Key::item(self.index, item);
+        if let Some(last) = store::last_id(self.db, wtxn, self.index, NodeMode::Item)? {
+            if last >= item {
+                return Err(Error::AppendOutOfOrder { item, last });
+            }
+        }
+        let at_the_end = match self.db.last(wtxn)? {
+            Some((last_key, _)) => last_key < key,
+            None => true,
+        };
+        let flags = if at_the_end { PutFlags::APPEND } else { PutFlags::empty() };
+        self.put_item(wtxn, item, vector, flags)
+    }
+
+    fn put_item(&self, wtxn: &mut RwTxn, item: ItemId, vector: &[f32], flags: PutFlags) -> Result<()> {
+        let leaf = Leaf::<D>::new(UnalignedF32::from_slice(vector));
+        let mut bytes = Vec::with_capacity(1 + size_of::<D::Header>() + vector.len() * 4);
+        Node::Leaf(leaf).encode_into(&mut bytes);
+        self.db.put_with_flags(wtxn, flags, &Key::item(self.index, item), &bytes)?;
+        self.db.put(wtxn, &Key::updated(self.index, item), &[])?;
+        Ok(())
+    }
+
+    /// Deletes `item`; returns whether it existed.
+    pub fn del_item(&self, wtxn: &mut RwTxn, item: ItemId) -> Result<bool> {
+        self.check_dimensions()?;
+        let existed = self.db.delete(wtxn, &Key::item(self.index, item))?;
+        if existed {
+            self.db.put(wtxn, &Key::updated(self.index, item), &[])?;
+        }
+        Ok(existed)
+    }
+
+    /// Deletes every item, tree and record of this index. The index is then
+    /// unbuilt until the next [`Builder::build`].
+    pub fn clear(&self, wtxn: &mut RwTxn) -> Result<()> {
+        self.check_dimensions()?;
+        for mode in [NodeMode::Metadata, NodeMode::Updated, NodeMode::Tree, NodeMode::Item] {
+            store::delete_mode(self.db, wtxn, self.index, mode)?;
+        }
+        Ok(())
+    }
+
+    /// The vector of `item`, if it is in the index.
+    pub fn item_vector(&self, rtxn: &RoTxn, item: ItemId) -> Result<Option<Vec<f32>>> {
+        self.check_dimensions()?;
+        Ok(store::leaf::<D>(self.db, rtxn, self.index, item, self.dimensions)?.map(|leaf| leaf.vector.to_vec()))
+    }
+
+    /// Whether `item` is in the index.
+    pub fn contains_item(&self, rtxn: &RoTxn, item: ItemId) -> Result<bool> {
+        self.check_dimensions()?;
+        Ok(self.db.get(rtxn, &Key::item(self.index, item))?.is_some())
+    }
+
+    /// Whether the index holds no item.
+    pub fn is_empty(&self, rtxn: &RoTxn) -> Result<bool> {
+        self.check_dimensions()?;
+        Ok(!store::has_mode(self.db, rtxn, self.index, NodeMode::Item)?)
+    }
+
+    /// Whether the index has changes that are not built yet, or was never built.
+    pub fn need_build(&self, rtxn: &RoTxn) -> Result<bool> {
+        self.check_dimensions()?;
+        Ok(store::has_mode(self.db, rtxn, self.index, NodeMode::Updated)?
+            || store::metadata(self.db, rtxn, self.index)?.is_none())
+    }
+
+    /// Every item with its vector, in id order.
+    pub fn iter<'t>(&self, rtxn: &'t RoTxn) -> Result<ItemIter<'t, D>> {
+        self.check_dimensions()?;
+        ItemIter::new(self.db, rtxn, self.index, self.dimensions)
+    }
+
+    /// Options for a build of this index; finish with [`Builder::build`].
+    ///
+    /// `rng` seeds the build: the same seed over the same items gives the
+    /// same trees, byte for byte, whatever the number of threads.
+    pub fn builder<'a, R: Rng + SeedableRng>(&'a self, rng: &'a mut R) -> Builder<'a, D, R> {
+        Builder::new(self, rng)
+    }
+
+    pub(crate) fn check_dimensions(&self) -> Result<()> {
+        match u32::try_from(self.dimensions) {
+            Ok(1..) => Ok(()),
+            _ => Err(Error::InvalidDimensions { dimensions: self.dimensions }),
+        }
+    }
+
+    fn check_vector(&self, vector: &[f32]) -> Result<()> {
+        self.check_dimensions()?;
+        check_query(vector, self.dimensions)
+    }
+}
+
+/// Checks that `vector` has `dimensions` finite values.
+pub(crate) fn check_query(vector: &[f32], dimensions: usize) -> Result<()> {
+    if vector.len() != dimensions {
+        return Err(Error::DimensionMismatch { expected: dimensions, received: vector.len() });
+    }
+    match vector.iter().position(|v| !v.is_finite()) {
+        Some(position) => Err(Error::NonFiniteValue { position, value: vector[position] }),
+        None => Ok(()),
+    }
+}

@@ -1,0 +1,143 @@
+//! Recall against exact brute force, for every distance, on clustered data.
+
+mod common;
+
+use std::num::NonZeroUsize;
+
+use common::{MIB, TestEnv, build_index, data};
+use spinney::distances::{Cosine, DotProduct, Euclidean, Manhattan};
+use spinney::{Distance, Reader};
+
+/// Builds `dataset` with the default tree count and returns recall@10 at the
+/// default `search_k` (`10 × n_trees`) and at 4x it.
+///
+/// The thresholds below sit a few points under what these seeds measure
+/// (printed by each test), so a regression in splits or search fails them.
+fn measure<D: Distance>(dataset: &data::Dataset, n_trees: Option<usize>) -> (f64, f64) {
+    let truth = data::brute_force(dataset, D::NAME, 10);
+    let test = TestEnv::new(512 * MIB);
+    let db = test.database::<D>();
+    build_index::<D>(&test, db, 0, &dataset.base, n_trees, common::seed(7));
+    let rtxn = test.env.read_txn().unwrap();
+    let reader = Reader::<D>::open(&rtxn, 0, db).unwrap();
+    reader.check(&rtxn).unwrap();
+    let mut recalls = [0.0; 2];
+    for (recall, factor) in recalls.iter_mut().zip([1, 4]) {
+        let search_k = NonZeroUsize::new(10 * reader.n_trees() * factor).unwrap();
+        let found: Vec<Vec<u32>> = (0..dataset.queries.len())
+            .map(|q| {
+                let answer = reader.nns(10).search_k(search_k).by_vector(&rtxn, dataset.queries.get(q)).unwrap();
+                assert!(answer.windows(2).all(|w| D::NAME == "dot-product" && w[0].1 >= w[1].1 || w[0].1 <= w[1].1));
+                answer.into_iter().map(|(id, _)| id).collect()
+            })
+            .collect();
+        *recall = data::recall_at(10, &truth, &found);
+    }
+    println!("{} {}: recall@10 {:.3} at default search_k, {:.3} at 4x", dataset.name, D::NAME, recalls[0], recalls[1]);
+    (recalls[0], recalls[1])
+}
+
+fn assert_recall<D: Distance>(dataset: &data::Dataset, n_trees: Option<usize>, default_k: f64, four_k: f64) {
+    let (at_default, at_four) = measure::<D>(dataset, n_trees);
+    assert!(at_default >= default_k, "{} recall@10 {at_default:.3} < {default_k} at default search_k", D::NAME);
+    assert!(at_four >= four_k, "{} recall@10 {at_four:.3} < {four_k} at 4x search_k", D::NAME);
+}
+
+fn small() -> data::Dataset {
+    data::clustered(10_000, 100, 64, common::seed(1))
+}
+
+/// The default would grow 64 trees and gather most of each cluster; fewer
+/// trees make the wide sets test the splits, not the candidate count.
+const WIDE_TREES: Option<usize> = Some(6);
+
+fn wide() -> data::Dataset {
+    data::clustered(5_000, 50, 768, common::seed(2))
+}
+
+#[test]
+fn euclidean_10k_x_64() {
+    assert_recall::<Euclidean>(&small(), None, 0.42, 0.97);
+}
+
+#[test]
+fn cosine_10k_x_64() {
+    assert_recall::<Cosine>(&small(), None, 0.38, 0.95);
+}
+
+#[test]
+fn manhattan_10k_x_64() {
+    assert_recall::<Manhattan>(&small(), None, 0.40, 0.97);
+}
+
+#[test]
+fn dot_product_10k_x_64() {
+    assert_recall::<DotProduct>(&small(), None, 0.80, 0.96);
+}
+
+#[test]
+fn euclidean_5k_x_768() {
+    assert_recall::<Euclidean>(&wide(), WIDE_TREES, 0.70, 0.88);
+}
+
+#[test]
+fn cosine_5k_x_768() {
+    assert_recall::<Cosine>(&wide(), WIDE_TREES, 0.54, 0.78);
+}
+
+#[test]
+fn manhattan_5k_x_768() {
+    assert_recall::<Manhattan>(&wide(), WIDE_TREES, 0.70, 0.88);
+}
+
+#[test]
+fn dot_product_5k_x_768() {
+    assert_recall::<DotProduct>(&wide(), WIDE_TREES, 0.54, 0.78);
+}
+
+/// With `search_k` at least the number of items, every item is ranked, so
+/// the answer is the exact top-k.
+fn unbounded_is_exact<D: Distance>() {
+    let dataset = data::clustered(1_500, 20, 24, common::seed(3));
+    let test = TestEnv::new(64 * MIB);
+    let db = test.database::<D>();
+    build_index::<D>(&test, db, 0, &dataset.base, Some(5), common::seed(4));
+    let rtxn = test.env.read_txn().unwrap();
+    let reader = Reader::<D>::open(&rtxn, 0, db).unwrap();
+    let all = NonZeroUsize::new(dataset.base.len()).unwrap();
+    for q in 0..dataset.queries.len() {
+        let query = dataset.queries.get(q);
+        let found = reader.nns(10).search_k(all).by_vector(&rtxn, query).unwrap();
+        let mut exact: Vec<(f32, u32)> = (0..dataset.base.len())
+            .map(|i| (data::exact_distance(D::NAME, query, dataset.base.get(i)), i as u32))
+            .collect();
+        exact.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        assert_eq!(found.len(), 10);
+        for (rank, ((id, distance), (exact_distance, exact_id))) in found.iter().zip(&exact).enumerate() {
+            // Ids agree unless two distances tie within float noise.
+            let tolerance = 1e-4 * exact_distance.abs().max(1.0);
+            let stored = data::exact_distance(D::NAME, query, dataset.base.get(*id as usize));
+            assert!((stored - exact_distance).abs() <= tolerance, "query {q} rank {rank}: {id} at {stored}, exact {exact_id} at {exact_distance} ({distance})");
+        }
+    }
+}
+
+#[test]
+fn unbounded_search_k_is_exact_euclidean() {
+    unbounded_is_exact::<Euclidean>();
+}
+
+#[test]
+fn unbounded_search_k_is_exact_cosine() {
+    unbounded_is_exact::<Cosine>();
+}
+
+#[test]
+fn unbounded_search_k_is_exact_manhattan() {
+    unbounded_is_exact::<Manhattan>();
+}
+
+#[test]
+fn unbounded_search_k_is_exact_dot_product() {
+    unbounded_is_exact::<DotProduct>();
+}
