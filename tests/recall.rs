@@ -117,7 +117,10 @@ fn unbounded_is_exact<D: Distance>() {
             // Ids agree unless two distances tie within float noise.
             let tolerance = 1e-4 * exact_distance.abs().max(1.0);
             let stored = data::exact_distance(D::NAME, query, dataset.base.get(*id as usize));
-            assert!((stored - exact_distance).abs() <= tolerance, "query {q} rank {rank}: {id} at {stored}, exact {exact_id} at {exact_distance} ({distance})");
+            assert!(
+                (stored - exact_distance).abs() <= tolerance,
+                "query {q} rank {rank}: {id} at {stored}, exact {exact_id} at {exact_distance} ({distance})"
+            );
         }
     }
 }

@@ -3,7 +3,7 @@
 
 #![allow(dead_code)]
 
-#[path = "../../examples/data/mod.rs"]
+#[path = "../../examples/support/data.rs"]
 pub mod data;
 
 use rand::SeedableRng;
@@ -60,7 +60,9 @@ impl TestEnv {
         let rtxn = self.env.read_txn().unwrap();
         let db: spinney::heed::Database<spinney::heed::types::Bytes, spinney::heed::types::Bytes> = self
             .env
-            .open_databases_and_commit(rtxn, |opener, rtxn| opener.open_database(rtxn, None).map(CommitOrAbort::<_, ()>::Commit))
+            .open_databases_and_commit(rtxn, |opener, rtxn| {
+                opener.open_database(rtxn, None).map(CommitOrAbort::<_, ()>::Commit)
+            })
             .unwrap()
             .unwrap_commit()
             .unwrap();
@@ -76,6 +78,13 @@ fn open(dir: &TempDir, map_size: usize) -> Env<WithTls> {
 
 pub const MIB: usize = 1 << 20;
 
+/// Adds every vector of `vectors` with ids `0..`.
+pub fn add_items<D: Distance>(writer: &Writer<D>, wtxn: &mut spinney::heed::RwTxn, vectors: &data::Vectors) {
+    for i in 0..vectors.len() {
+        writer.add_item(wtxn, i as u32, vectors.get(i)).unwrap();
+    }
+}
+
 /// Adds every vector of `vectors` with ids `0..`, in one transaction, and builds.
 pub fn build_index<D: Distance>(
     test: &TestEnv,
@@ -87,9 +96,7 @@ pub fn build_index<D: Distance>(
 ) {
     let mut wtxn = test.env.write_txn().unwrap();
     let writer = Writer::<D>::new(db, index, vectors.dimensions);
-    for i in 0..vectors.len() {
-        writer.add_item(&mut wtxn, i as u32, vectors.get(i)).unwrap();
-    }
+    add_items(&writer, &mut wtxn, vectors);
     let mut rng = rng(seed);
     let mut builder = writer.builder(&mut rng);
     if let Some(n_trees) = n_trees {

@@ -1,0 +1,253 @@
+//! What the quickstart and the benchmark share: options, data, and one
+//! measured run (build, size, then a recall / speed sweep over `search_k`).
+
+#![allow(dead_code)]
+
+pub mod data;
+
+use std::error::Error;
+use std::num::NonZeroUsize;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use spinney::distances::{Cosine, DotProduct, Euclidean, Manhattan};
+use spinney::heed::{CommitOrAbort, EnvOpenOptions};
+use spinney::{Database, Distance, Reader, Writer};
+
+/// What to measure.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// A TEXMEX folder or an `.npy` file; generated data when `None`.
+    pub data: Option<PathBuf>,
+    pub metric: String,
+    pub n: usize,
+    pub dimensions: usize,
+    pub queries: usize,
+    pub trees: Option<usize>,
+    pub split_after: Option<usize>,
+    pub seed: u64,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            data: None,
+            metric: "euclidean".into(),
+            n: 100_000,
+            dimensions: 128,
+            queries: 200,
+            trees: None,
+            split_after: None,
+            seed: 42,
+        }
+    }
+}
+
+pub const USAGE: &str = "options: --data DIR|FILE.npy, --metric euclidean|cosine|manhattan|dot-product, \
+--n N, --dimensions D, --queries Q, --trees T, --split-after S, --seed S";
+
+impl Options {
+    /// Parses `--flag value` pairs over the defaults.
+    pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Options, Box<dyn Error>> {
+        let mut options = Options::default();
+        let mut args = args.into_iter();
+        while let Some(flag) = args.next() {
+            let mut value = || args.next().ok_or_else(|| format!("{flag} needs a value; {USAGE}"));
+            match flag.as_str() {
+                "--data" => options.data = Some(value()?.into()),
+                "--metric" => options.metric = value()?,
+                "--n" => options.n = value()?.parse()?,
+                "--dimensions" => options.dimensions = value()?.parse()?,
+                "--queries" => options.queries = value()?.parse()?,
+                "--trees" => options.trees = Some(value()?.parse()?),
+                "--split-after" => options.split_after = Some(value()?.parse()?),
+                "--seed" => options.seed = value()?.parse()?,
+                other => return Err(format!("unknown option {other}; {USAGE}").into()),
+            }
+        }
+        Ok(options)
+    }
+}
+
+/// One point of the recall / speed curve.
+#[derive(Debug, Clone)]
+pub struct Point {
+    pub search_k: usize,
+    pub recall: f64,
+    pub qps: f64,
+}
+
+/// Everything one run measured.
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub dataset: String,
+    pub metric: &'static str,
+    pub n: usize,
+    pub dimensions: usize,
+    pub n_trees: usize,
+    pub build: Duration,
+    pub disk_bytes: u64,
+    pub raw_bytes: u64,
+    /// The process's peak resident memory after the build, data included.
+    pub peak_rss_bytes: Option<u64>,
+    pub curve: Vec<Point>,
+}
+
+/// The peak resident set size of this process (Linux), in bytes.
+pub fn peak_rss() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// Loads the data, builds an index, and sweeps `search_k`.
+pub fn measure(options: &Options) -> Result<Report, Box<dyn Error>> {
+    match options.metric.as_str() {
+        "euclidean" => measure_with::<Euclidean>(options),
+        "cosine" => measure_with::<Cosine>(options),
+        "manhattan" => measure_with::<Manhattan>(options),
+        "dot-product" => measure_with::<DotProduct>(options),
+        other => Err(format!("unknown metric {other}; {USAGE}").into()),
+    }
+}
+
+fn load(options: &Options, metric: &str) -> Result<data::Dataset, Box<dyn Error>> {
+    Ok(match &options.data {
+        Some(path) if path.extension().is_some_and(|e| e == "npy") => {
+            data::read_npy_dataset(path, options.queries, options.seed)?
+        }
+        Some(dir) => data::read_texmex(dir, metric)?,
+        None => data::clustered(options.n, options.queries, options.dimensions, options.seed),
+    })
+}
+
+fn measure_with<D: Distance>(options: &Options) -> Result<Report, Box<dyn Error>> {
+    let metric = D::NAME;
+    let dataset = load(options, metric)?;
+    let truth = match &dataset.ground_truth {
+        Some(truth) => truth.clone(),
+        None => data::brute_force(&dataset, metric, 10),
+    };
+    let (n, dimensions) = (dataset.base.len(), dataset.base.dimensions);
+
+    let dir = tempfile::tempdir()?;
+    let raw_bytes = (n * dimensions * 4) as u64;
+    // SAFETY: the environment is opened once, in a fresh directory of this process.
+    let env = unsafe { EnvOpenOptions::new().map_size((raw_bytes as usize * 4).max(1 << 30)).open(dir.path())? };
+    let db: Database<'static, D> = env
+        .create_databases_and_commit(env.write_txn()?, |opener, wtxn| {
+            opener.create_database(wtxn, None).map(CommitOrAbort::<_, ()>::Commit)
+        })?
+        .unwrap_commit();
+
+    let start = Instant::now();
+    let mut wtxn = env.write_txn()?;
+    let writer = Writer::<D>::new(db, 0, dimensions);
+    for i in 0..n {
+        writer.append_item(&mut wtxn, i as u32, dataset.base.get(i))?;
+    }
+    let mut rng = StdRng::seed_from_u64(options.seed);
+    let mut builder = writer.builder(&mut rng);
+    if let Some(trees) = options.trees {
+        builder.n_trees(trees);
+    }
+    if let Some(split_after) = options.split_after {
+        builder.split_after(split_after);
+    }
+    builder.build(&mut wtxn)?;
+    wtxn.commit()?;
+    let build = start.elapsed();
+    let peak_rss_bytes = peak_rss();
+    let disk_bytes = env.real_disk_size()?;
+
+    let rtxn = env.read_txn()?;
+    let reader = Reader::<D>::open(&rtxn, 0, db)?;
+    let mut curve = Vec::new();
+    let default_k = 10 * reader.n_trees();
+    for factor in [1, 2, 4, 8, 16] {
+        let search_k = NonZeroUsize::new(default_k * factor).unwrap_or(NonZeroUsize::MIN);
+        let mut found = Vec::new();
+        let mut elapsed = Duration::ZERO;
+        let mut rounds = 0;
+        while elapsed < Duration::from_millis(300) || rounds == 0 {
+            found.clear();
+            let start = Instant::now();
+            for q in 0..dataset.queries.len() {
+                let answer = reader.nns(10).search_k(search_k).by_vector(&rtxn, dataset.queries.get(q))?;
+                found.push(answer.into_iter().map(|(id, _)| id).collect::<Vec<_>>());
+            }
+            elapsed += start.elapsed();
+            rounds += 1;
+        }
+        let qps = (rounds * dataset.queries.len()) as f64 / elapsed.as_secs_f64();
+        curve.push(Point { search_k: search_k.get(), recall: data::recall_at(10, &truth, &found), qps });
+    }
+    Ok(Report {
+        dataset: dataset.name,
+        metric,
+        n,
+        dimensions,
+        n_trees: reader.n_trees(),
+        build,
+        disk_bytes,
+        raw_bytes,
+        peak_rss_bytes,
+        curve,
+    })
+}
+
+const MIB: f64 = (1 << 20) as f64;
+
+impl Report {
+    /// A paragraph and a Markdown table.
+    pub fn print(&self) {
+        println!(
+            "{} ({} x {}, {}): {} trees built in {:.2} s; {:.1} MiB on disk ({:.2}x the raw vectors); peak RSS {}",
+            self.dataset,
+            self.n,
+            self.dimensions,
+            self.metric,
+            self.n_trees,
+            self.build.as_secs_f64(),
+            self.disk_bytes as f64 / MIB,
+            self.disk_bytes as f64 / self.raw_bytes as f64,
+            self.peak_rss_bytes.map_or("unknown".into(), |b| format!("{:.0} MiB", b as f64 / MIB)),
+        );
+        println!("\n| search_k | recall@10 | queries/s | ms/query |\n| ---: | ---: | ---: | ---: |");
+        for point in &self.curve {
+            println!("| {} | {:.3} | {:.0} | {:.3} |", point.search_k, point.recall, point.qps, 1000.0 / point.qps);
+        }
+        println!();
+    }
+
+    /// One JSON object per curve point.
+    pub fn json_lines(&self) -> Vec<String> {
+        self.curve
+            .iter()
+            .map(|p| {
+                format!(
+                    concat!(
+                        "{{\"engine\":\"spinney\",\"dataset\":\"{}\",\"metric\":\"{}\",\"n\":{},\"dimensions\":{},",
+                        "\"n_trees\":{},\"build_s\":{:.3},\"disk_bytes\":{},\"raw_bytes\":{},\"peak_rss_bytes\":{},",
+                        "\"search_k\":{},\"recall_at_10\":{:.4},\"qps\":{:.1}}}"
+                    ),
+                    self.dataset,
+                    self.metric,
+                    self.n,
+                    self.dimensions,
+                    self.n_trees,
+                    self.build.as_secs_f64(),
+                    self.disk_bytes,
+                    self.raw_bytes,
+                    self.peak_rss_bytes.map_or("null".into(), |b| b.to_string()),
+                    p.search_k,
+                    p.recall,
+                    p.qps
+                )
+            })
+            .collect()
+    }
+}

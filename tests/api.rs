@@ -1,0 +1,326 @@
+//! The public API on small, exact cases: several indexes, extreme ids,
+//! empty and one-item indexes, append, clear, delete, filters and reopening.
+
+mod common;
+
+use std::num::NonZeroUsize;
+
+use common::{MIB, TestEnv, build_index, data};
+use roaring::RoaringBitmap;
+use spinney::distances::{Cosine, DotProduct, Euclidean, Manhattan};
+use spinney::{Distance, MainStep, Reader, Writer};
+
+fn build<D: Distance>(test: &TestEnv, writer: &Writer<D>, n_trees: usize) {
+    let mut wtxn = test.env.write_txn().unwrap();
+    writer.builder(&mut common::rng(11)).n_trees(n_trees).build(&mut wtxn).unwrap();
+    wtxn.commit().unwrap();
+}
+
+#[test]
+fn indexes_in_one_database_never_see_each_other() {
+    let test = TestEnv::new(64 * MIB);
+    let db = test.database::<Euclidean>();
+    let first = data::clustered(300, 5, 8, 1);
+    let second = data::clustered(200, 5, 8, 2);
+    build_index(&test, db, 0, &first.base, Some(3), 5);
+    build_index(&test, db, u16::MAX, &second.base, Some(4), 6);
+    // Index 1 lies between them and stays empty and unbuilt.
+    let rtxn = test.env.read_txn().unwrap();
+    let a = Reader::<Euclidean>::open(&rtxn, 0, db).unwrap();
+    let b = Reader::<Euclidean>::open(&rtxn, u16::MAX, db).unwrap();
+    assert!(matches!(Reader::<Euclidean>::open(&rtxn, 1, db), Err(spinney::Error::NotBuilt { index: 1 })));
+    assert_eq!((a.n_items(), a.n_trees()), (300, 3));
+    assert_eq!((b.n_items(), b.n_trees()), (200, 4));
+    a.check(&rtxn).unwrap();
+    b.check(&rtxn).unwrap();
+    // Each answers from its own vectors only.
+    let all = NonZeroUsize::new(1000).unwrap();
+    for q in 0..5 {
+        let found = b.nns(500).search_k(all).by_vector(&rtxn, second.queries.get(q)).unwrap();
+        assert_eq!(found.len(), 200);
+        assert_eq!(b.item_vector(&rtxn, 150).unwrap().unwrap(), second.base.get(150));
+        assert_eq!(a.item_vector(&rtxn, 150).unwrap().unwrap(), first.base.get(150));
+    }
+    // Clearing one leaves the other as it was.
+    let mut wtxn = test.env.write_txn().unwrap();
+    Writer::<Euclidean>::new(db, 0, 8).clear(&mut wtxn).unwrap();
+    let b = Reader::<Euclidean>::open(&wtxn, u16::MAX, db).unwrap();
+    b.check(&wtxn).unwrap();
+    assert_eq!(b.n_items(), 200);
+}
+
+#[test]
+fn extreme_ids_round_trip() {
+    let test = TestEnv::new(16 * MIB);
+    let db = test.database::<Cosine>();
+    let writer = Writer::<Cosine>::new(db, 7, 3);
+    let mut wtxn = test.env.write_txn().unwrap();
+    writer.add_item(&mut wtxn, u32::MAX, &[1.0, 0.0, 0.0]).unwrap();
+    writer.add_item(&mut wtxn, 0, &[0.0, 1.0, 0.0]).unwrap();
+    writer.add_item(&mut wtxn, u32::MAX - 1, &[0.0, 0.0, 1.0]).unwrap();
+    writer.builder(&mut common::rng(1)).build(&mut wtxn).unwrap();
+    wtxn.commit().unwrap();
+    let rtxn = test.env.read_txn().unwrap();
+    let reader = Reader::<Cosine>::open(&rtxn, 7, db).unwrap();
+    reader.check(&rtxn).unwrap();
+    assert_eq!(reader.item_ids().iter().collect::<Vec<_>>(), [0, u32::MAX - 1, u32::MAX]);
+    let found = reader.nns(1).by_vector(&rtxn, &[0.9, 0.1, 0.0]).unwrap();
+    assert_eq!(found[0].0, u32::MAX);
+    assert_eq!(reader.nns(3).by_item(&rtxn, u32::MAX).unwrap().unwrap()[0], (u32::MAX, 0.0));
+    let ids: Vec<u32> = reader.iter(&rtxn).unwrap().map(|e| e.unwrap().0).collect();
+    assert_eq!(ids, [0, u32::MAX - 1, u32::MAX]);
+}
+
+#[test]
+fn an_empty_index_answers_nothing() {
+    let test = TestEnv::new(16 * MIB);
+    let db = test.database::<Euclidean>();
+    let writer = Writer::<Euclidean>::new(db, 0, 4);
+    let rtxn = test.env.read_txn().unwrap();
+    assert!(writer.is_empty(&rtxn).unwrap());
+    assert!(writer.need_build(&rtxn).unwrap(), "a never-built index needs a build");
+    drop(rtxn);
+    build(&test, &writer, 3);
+    let rtxn = test.env.read_txn().unwrap();
+    assert!(!writer.need_build(&rtxn).unwrap());
+    let reader = Reader::<Euclidean>::open(&rtxn, 0, db).unwrap();
+    reader.check(&rtxn).unwrap();
+    assert!(reader.is_empty());
+    assert_eq!(reader.n_items(), 0);
+    assert_eq!(reader.nns(10).by_vector(&rtxn, &[0.0; 4]).unwrap(), []);
+    assert_eq!(reader.nns(10).by_item(&rtxn, 0).unwrap(), None);
+    assert_eq!(reader.item_vector(&rtxn, 0).unwrap(), None);
+    assert_eq!(reader.stats(&rtxn).unwrap().trees.len(), 3);
+}
+
+#[test]
+fn one_item() {
+    let test = TestEnv::new(16 * MIB);
+    let db = test.database::<Manhattan>();
+    let writer = Writer::<Manhattan>::new(db, 0, 2);
+    let mut wtxn = test.env.write_txn().unwrap();
+    writer.add_item(&mut wtxn, 42, &[1.0, 2.0]).unwrap();
+    writer.builder(&mut common::rng(1)).build(&mut wtxn).unwrap();
+    wtxn.commit().unwrap();
+    let rtxn = test.env.read_txn().unwrap();
+    let reader = Reader::<Manhattan>::open(&rtxn, 0, db).unwrap();
+    reader.check(&rtxn).unwrap();
+    assert_eq!(reader.n_trees(), 1, "one item fits one bucket: one tree is enough");
+    assert_eq!(reader.nns(5).by_vector(&rtxn, &[0.0, 0.0]).unwrap(), [(42, 3.0)]);
+    assert_eq!(reader.nns(0).by_vector(&rtxn, &[0.0, 0.0]).unwrap(), [], "count 0 answers nothing");
+}
+
+#[test]
+fn returned_distances_are_the_documented_ones() {
+    let test = TestEnv::new(16 * MIB);
+    fn nearest<D: Distance>(test: &TestEnv, index: u16, query: &[f32]) -> (u32, f32) {
+        let db = test.database::<D>();
+        let writer = Writer::<D>::new(db, index, 2);
+        let mut wtxn = test.env.write_txn().unwrap();
+        writer.add_item(&mut wtxn, 1, &[3.0, 4.0]).unwrap();
+        writer.add_item(&mut wtxn, 2, &[-1.0, 0.0]).unwrap();
+        writer.builder(&mut common::rng(1)).build(&mut wtxn).unwrap();
+        let reader = Reader::<D>::open(&wtxn, index, db).unwrap();
+        let found = reader.nns(1).by_vector(&wtxn, query).unwrap()[0];
+        wtxn.commit().unwrap();
+        found
+    }
+    assert_eq!(nearest::<Euclidean>(&test, 0, &[0.0, 4.0]), (1, 3.0));
+    assert_eq!(nearest::<Manhattan>(&test, 1, &[1.0, 1.0]), (2, 3.0));
+    let (item, distance) = nearest::<Cosine>(&test, 2, &[0.0, 1.0]);
+    assert_eq!(item, 1);
+    assert!((distance - 0.2).abs() < 1e-6, "1 - cos = 1 - 4/5, found {distance}");
+    assert_eq!(nearest::<DotProduct>(&test, 3, &[1.0, 1.0]), (1, 7.0));
+}
+
+#[test]
+fn append_item_loads_in_order_and_refuses_disorder() {
+    let test = TestEnv::new(16 * MIB);
+    let db = test.database::<Euclidean>();
+    let low = Writer::<Euclidean>::new(db, 0, 2);
+    let high = Writer::<Euclidean>::new(db, 1, 2);
+    let mut wtxn = test.env.write_txn().unwrap();
+    // Index 1 is the tail of the database (the APPEND path); index 0 is not.
+    for id in [3, 5, 900] {
+        high.append_item(&mut wtxn, id, &[id as f32, 0.0]).unwrap();
+        low.append_item(&mut wtxn, id, &[0.0, id as f32]).unwrap();
+    }
+    for writer in [&low, &high] {
+        let err = writer.append_item(&mut wtxn, 900, &[0.0, 0.0]).unwrap_err();
+        assert!(matches!(err, spinney::Error::AppendOutOfOrder { item: 900, last: 900 }), "{err}");
+        let err = writer.append_item(&mut wtxn, 4, &[0.0, 0.0]).unwrap_err();
+        assert!(matches!(err, spinney::Error::AppendOutOfOrder { item: 4, last: 900 }), "{err}");
+    }
+    assert_eq!(high.item_vector(&wtxn, 5).unwrap().unwrap(), [5.0, 0.0]);
+    assert_eq!(
+        low.iter(&wtxn).unwrap().map(|e| e.unwrap()).collect::<Vec<_>>(),
+        [(3, vec![0.0, 3.0]), (5, vec![0.0, 5.0]), (900, vec![0.0, 900.0])]
+    );
+}
+
+#[test]
+fn add_overwrites_and_del_removes() {
+    let test = TestEnv::new(16 * MIB);
+    let db = test.database::<Euclidean>();
+    let writer = Writer::<Euclidean>::new(db, 0, 2);
+    let mut wtxn = test.env.write_txn().unwrap();
+    for id in 0..50u32 {
+        writer.add_item(&mut wtxn, id, &[id as f32, 1.0]).unwrap();
+    }
+    writer.add_item(&mut wtxn, 10, &[1000.0, 1.0]).unwrap();
+    assert!(writer.del_item(&mut wtxn, 20).unwrap());
+    assert!(!writer.del_item(&mut wtxn, 20).unwrap(), "deleting twice");
+    assert!(!writer.del_item(&mut wtxn, 12345).unwrap(), "an id never added");
+    assert!(writer.contains_item(&wtxn, 10).unwrap());
+    assert!(!writer.contains_item(&wtxn, 20).unwrap());
+    assert_eq!(writer.item_vector(&wtxn, 10).unwrap().unwrap(), [1000.0, 1.0]);
+    writer.builder(&mut common::rng(3)).n_trees(4).split_after(4).build(&mut wtxn).unwrap();
+    wtxn.commit().unwrap();
+
+    let rtxn = test.env.read_txn().unwrap();
+    let reader = Reader::<Euclidean>::open(&rtxn, 0, db).unwrap();
+    reader.check(&rtxn).unwrap();
+    assert_eq!(reader.n_items(), 49);
+    assert!(!reader.contains_item(&rtxn, 20).unwrap());
+    assert_eq!(reader.nns(1).by_vector(&rtxn, &[999.0, 1.0]).unwrap(), [(10, 1.0)]);
+    let all = NonZeroUsize::new(100).unwrap();
+    let near_20 = reader.nns(2).search_k(all).by_vector(&rtxn, &[20.0, 1.0]).unwrap();
+    assert_eq!(near_20.iter().map(|r| r.0).collect::<Vec<_>>(), [19, 21]);
+}
+
+#[test]
+fn clear_empties_the_index() {
+    let test = TestEnv::new(16 * MIB);
+    let db = test.database::<Euclidean>();
+    let set = data::clustered(100, 1, 3, 1);
+    build_index(&test, db, 0, &set.base, Some(2), 1);
+    let writer = Writer::<Euclidean>::new(db, 0, 3);
+    let mut wtxn = test.env.write_txn().unwrap();
+    writer.clear(&mut wtxn).unwrap();
+    assert!(writer.is_empty(&wtxn).unwrap());
+    assert!(writer.need_build(&wtxn).unwrap());
+    assert!(matches!(Reader::<Euclidean>::open(&wtxn, 0, db), Err(spinney::Error::NotBuilt { index: 0 })));
+    writer.builder(&mut common::rng(1)).build(&mut wtxn).unwrap();
+    let reader = Reader::<Euclidean>::open(&wtxn, 0, db).unwrap();
+    reader.check(&wtxn).unwrap();
+    assert!(reader.is_empty());
+    // The database holds nothing of index 0 but its two records and an empty tree.
+    wtxn.commit().unwrap();
+    assert_eq!(test.dump().len(), 3);
+}
+
+#[test]
+fn filters_of_every_size() {
+    let test = TestEnv::new(64 * MIB);
+    let db = test.database::<Euclidean>();
+    let set = data::clustered(3000, 10, 16, 9);
+    build_index(&test, db, 0, &set.base, Some(8), 9);
+    let rtxn = test.env.read_txn().unwrap();
+    let reader = Reader::<Euclidean>::open(&rtxn, 0, db).unwrap();
+
+    let brute = |query: &[f32], filter: &RoaringBitmap, k: usize| -> Vec<u32> {
+        let mut scored: Vec<(f32, u32)> = filter
+            .iter()
+            .filter(|&i| i < 3000)
+            .map(|i| (data::exact_distance("euclidean", query, set.base.get(i as usize)), i))
+            .collect();
+        scored.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        scored.into_iter().take(k).map(|(_, i)| i).collect()
+    };
+    let empty = RoaringBitmap::new();
+    let one: RoaringBitmap = [1234].into_iter().collect();
+    let few: RoaringBitmap = (0..3000).step_by(97).chain([5000, u32::MAX]).collect();
+    let many: RoaringBitmap = (0..3000).filter(|i| i % 3 != 0).collect();
+    for q in 0..set.queries.len() {
+        let query = set.queries.get(q);
+        assert_eq!(reader.nns(10).candidates(&empty).by_vector(&rtxn, query).unwrap(), []);
+        let found = reader.nns(10).candidates(&one).by_vector(&rtxn, query).unwrap();
+        assert_eq!(found.iter().map(|r| r.0).collect::<Vec<_>>(), [1234]);
+        // A few ids: scored exactly, ids outside the index ignored.
+        let found: Vec<u32> =
+            reader.nns(10).candidates(&few).by_vector(&rtxn, query).unwrap().into_iter().map(|r| r.0).collect();
+        assert_eq!(found, brute(query, &few, 10));
+        // Many ids: the trees are searched, and only filtered ids come back.
+        let found = reader.nns(10).candidates(&many).by_vector(&rtxn, query).unwrap();
+        assert_eq!(found.len(), 10);
+        assert!(found.iter().all(|(id, _)| many.contains(*id)));
+        // With the whole filter in reach, the answer is exact.
+        let all = NonZeroUsize::new(3000).unwrap();
+        let found: Vec<u32> = reader
+            .nns(10)
+            .candidates(&many)
+            .search_k(all)
+            .by_vector(&rtxn, query)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.0)
+            .collect();
+        assert_eq!(found, brute(query, &many, 10));
+        // Forcing the tree search on a small filter still returns only its ids.
+        let found = reader.nns(10).candidates(&few).exact_below(0, 0.0).by_vector(&rtxn, query).unwrap();
+        assert!(found.iter().all(|(id, _)| few.contains(*id)));
+    }
+}
+
+#[test]
+fn results_survive_closing_and_reopening() {
+    let set = data::clustered(2000, 20, 32, 4);
+    let test = TestEnv::new(64 * MIB);
+    let db = test.database::<Cosine>();
+    build_index(&test, db, 3, &set.base, None, 4);
+    let answers = |test: &TestEnv| {
+        let db = test.database::<Cosine>();
+        let rtxn = test.env.read_txn().unwrap();
+        let reader = Reader::<Cosine>::open(&rtxn, 3, db).unwrap();
+        let stats = reader.stats(&rtxn).unwrap();
+        let found: Vec<_> =
+            (0..set.queries.len()).map(|q| reader.nns(10).by_vector(&rtxn, set.queries.get(q)).unwrap()).collect();
+        (stats, found)
+    };
+    let before = answers(&test);
+    let test = test.reopen(64 * MIB);
+    assert_eq!(answers(&test), before);
+}
+
+#[test]
+fn progress_reports_every_step_in_order() {
+    let test = TestEnv::new(16 * MIB);
+    let db = test.database::<Euclidean>();
+    let set = data::clustered(500, 1, 4, 1);
+    let writer = Writer::<Euclidean>::new(db, 0, 4);
+    let mut wtxn = test.env.write_txn().unwrap();
+    common::add_items(&writer, &mut wtxn, &set.base);
+    let seen = std::sync::Mutex::new(Vec::new());
+    writer.builder(&mut common::rng(1)).n_trees(3).progress(|p| seen.lock().unwrap().push(p)).build(&mut wtxn).unwrap();
+    let seen = seen.into_inner().unwrap();
+    let mut steps: Vec<MainStep> = seen.iter().map(|p| p.main).collect();
+    steps.dedup();
+    assert_eq!(steps, enum_iterator::all::<MainStep>().collect::<Vec<_>>());
+    let trees_done = seen.iter().filter_map(|p| p.sub).filter(|s| s.unit == "trees").map(|s| s.done).max();
+    assert_eq!(trees_done, Some(3));
+}
+
+#[test]
+fn stats_describe_the_trees() {
+    let test = TestEnv::new(16 * MIB);
+    let db = test.database::<Euclidean>();
+    let set = data::clustered(1000, 1, 8, 2);
+    let writer = Writer::<Euclidean>::new(db, 0, 8);
+    let mut wtxn = test.env.write_txn().unwrap();
+    common::add_items(&writer, &mut wtxn, &set.base);
+    // Twenty equal vectors can only be split at random.
+    for i in 1000..1020 {
+        writer.add_item(&mut wtxn, i, &[7.0; 8]).unwrap();
+    }
+    writer.builder(&mut common::rng(1)).n_trees(5).split_after(10).build(&mut wtxn).unwrap();
+    let reader = Reader::<Euclidean>::open(&wtxn, 0, db).unwrap();
+    let stats = reader.stats(&wtxn).unwrap();
+    assert_eq!(stats.trees.len(), 5);
+    for tree in &stats.trees {
+        assert_eq!(tree.buckets, tree.split_nodes + 1, "a binary tree");
+        assert!(tree.largest_bucket <= 10);
+        assert!(tree.buckets >= 1020 / 10);
+        assert!(tree.random_splits >= 1, "the equal vectors force a random split");
+        assert!(tree.depth >= 7 && tree.depth < 60, "depth {}", tree.depth);
+    }
+}

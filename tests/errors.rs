@@ -1,0 +1,323 @@
+//! Every error a caller can provoke, matched by variant, and proof that a
+//! failed or cancelled build loses nothing.
+
+mod common;
+
+use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use common::{MIB, TestEnv, build_index, data};
+use spinney::distances::{Cosine, Euclidean};
+use spinney::heed::types::Bytes;
+use spinney::{Error, Key, KeyCodec, NodeMode, Reader, Writer};
+
+fn raw(db: spinney::Database<'static, Euclidean>) -> spinney::heed::Database<'static, KeyCodec, Bytes> {
+    db.remap_data_type::<Bytes>()
+}
+
+#[test]
+fn wrong_dimensions_everywhere() {
+    let test = TestEnv::new(16 * MIB);
+    let db = test.database::<Euclidean>();
+    let writer = Writer::<Euclidean>::new(db, 0, 3);
+    let mut wtxn = test.env.write_txn().unwrap();
+    let err = writer.add_item(&mut wtxn, 0, &[1.0, 2.0]).unwrap_err();
+    assert!(matches!(err, Error::DimensionMismatch { expected: 3, received: 2 }), "{err}");
+    let err = writer.append_item(&mut wtxn, 0, &[1.0; 4]).unwrap_err();
+    assert!(matches!(err, Error::DimensionMismatch { expected: 3, received: 4 }), "{err}");
+    writer.add_item(&mut wtxn, 0, &[1.0; 3]).unwrap();
+    writer.builder(&mut common::rng(1)).build(&mut wtxn).unwrap();
+    let reader = Reader::<Euclidean>::open(&wtxn, 0, db).unwrap();
+    let err = reader.nns(1).by_vector(&wtxn, &[]).unwrap_err();
+    assert!(matches!(err, Error::DimensionMismatch { expected: 3, received: 0 }), "{err}");
+    assert!(err.to_string().contains("pass vectors of 3 values"), "{err}");
+    // A writer with other dimensions cannot build over the index.
+    let other = Writer::<Euclidean>::new(db, 0, 5);
+    let err = other.builder(&mut common::rng(1)).build(&mut wtxn).unwrap_err();
+    assert!(matches!(err, Error::IndexDimensionMismatch { index: 0, expected: 5, found: 3 }), "{err}");
+}
+
+#[test]
+fn non_finite_values_are_refused() {
+    let test = TestEnv::new(16 * MIB);
+    let db = test.database::<Euclidean>();
+    let writer = Writer::<Euclidean>::new(db, 0, 3);
+    let mut wtxn = test.env.write_txn().unwrap();
+    for (position, bad) in [(0, f32::NAN), (1, f32::INFINITY), (2, f32::NEG_INFINITY)] {
+        let mut vector = [1.0; 3];
+        vector[position] = bad;
+        let err = writer.add_item(&mut wtxn, 0, &vector).unwrap_err();
+        assert!(matches!(err, Error::NonFiniteValue { position: p, .. } if p == position), "{err}");
+        let err = writer.append_item(&mut wtxn, 0, &vector).unwrap_err();
+        assert!(matches!(err, Error::NonFiniteValue { .. }), "{err}");
+    }
+    assert!(writer.is_empty(&wtxn).unwrap(), "nothing was written");
+    writer.add_item(&mut wtxn, 0, &[1.0; 3]).unwrap();
+    writer.builder(&mut common::rng(1)).build(&mut wtxn).unwrap();
+    let reader = Reader::<Euclidean>::open(&wtxn, 0, db).unwrap();
+    let err = reader.nns(1).by_vector(&wtxn, &[0.0, f32::NAN, 0.0]).unwrap_err();
+    assert!(matches!(err, Error::NonFiniteValue { position: 1, .. }), "{err}");
+}
+
+#[test]
+fn zero_dimensions_are_refused() {
+    let test = TestEnv::new(16 * MIB);
+    let db = test.database::<Euclidean>();
+    let writer = Writer::<Euclidean>::new(db, 0, 0);
+    let mut wtxn = test.env.write_txn().unwrap();
+    let err = writer.add_item(&mut wtxn, 0, &[]).unwrap_err();
+    assert!(matches!(err, Error::InvalidDimensions { dimensions: 0 }), "{err}");
+    let err = writer.builder(&mut common::rng(1)).build(&mut wtxn).unwrap_err();
+    assert!(matches!(err, Error::InvalidDimensions { dimensions: 0 }), "{err}");
+    assert!(matches!(writer.is_empty(&wtxn), Err(Error::InvalidDimensions { .. })));
+}
+
+#[test]
+fn opening_an_index_never_built() {
+    let test = TestEnv::new(16 * MIB);
+    let db = test.database::<Euclidean>();
+    let rtxn = test.env.read_txn().unwrap();
+    let err = Reader::<Euclidean>::open(&rtxn, 9, db).unwrap_err();
+    assert!(matches!(err, Error::NotBuilt { index: 9 }), "{err}");
+    drop(rtxn);
+    // Items without a build are not an index yet either.
+    let mut wtxn = test.env.write_txn().unwrap();
+    Writer::<Euclidean>::new(db, 9, 2).add_item(&mut wtxn, 1, &[1.0, 2.0]).unwrap();
+    let err = Reader::<Euclidean>::open(&wtxn, 9, db).unwrap_err();
+    assert!(matches!(err, Error::NotBuilt { index: 9 }), "{err}");
+}
+
+#[test]
+fn opening_with_pending_changes() {
+    let test = TestEnv::new(16 * MIB);
+    let db = test.database::<Euclidean>();
+    let set = data::clustered(100, 1, 4, 1);
+    build_index(&test, db, 0, &set.base, Some(2), 1);
+    let writer = Writer::<Euclidean>::new(db, 0, 4);
+    let mut wtxn = test.env.write_txn().unwrap();
+    writer.del_item(&mut wtxn, 5).unwrap();
+    assert!(writer.need_build(&wtxn).unwrap());
+    let err = Reader::<Euclidean>::open(&wtxn, 0, db).unwrap_err();
+    assert!(matches!(err, Error::NeedBuild { index: 0 }), "{err}");
+    // The committed state still opens in another transaction.
+    let rtxn = test.env.read_txn().unwrap();
+    assert_eq!(Reader::<Euclidean>::open(&rtxn, 0, db).unwrap().n_items(), 100);
+}
+
+#[test]
+fn opening_or_building_with_another_distance() {
+    let test = TestEnv::new(16 * MIB);
+    let db = test.database::<Euclidean>();
+    let set = data::clustered(100, 1, 4, 1);
+    build_index(&test, db, 0, &set.base, Some(2), 1);
+    let cosine_db = test.database::<Euclidean>().remap_data_type::<spinney::NodeCodec<Cosine>>();
+    let rtxn = test.env.read_txn().unwrap();
+    let err = Reader::<Cosine>::open(&rtxn, 0, cosine_db).unwrap_err();
+    assert!(
+        matches!(&err, Error::DistanceMismatch { index: 0, expected: "cosine", found } if found == "euclidean"),
+        "{err}"
+    );
+    drop(rtxn);
+    let mut wtxn = test.env.write_txn().unwrap();
+    let err = Writer::<Cosine>::new(cosine_db, 0, 4).builder(&mut common::rng(1)).build(&mut wtxn).unwrap_err();
+    assert!(matches!(err, Error::DistanceMismatch { .. }), "{err}");
+}
+
+#[test]
+fn an_unknown_format_version() {
+    let test = TestEnv::new(16 * MIB);
+    let db = test.database::<Euclidean>();
+    build_index(&test, db, 4, &data::clustered(50, 1, 4, 1).base, Some(2), 1);
+    let mut wtxn = test.env.write_txn().unwrap();
+    let version = Key { index: 4, mode: NodeMode::Metadata, id: 1 };
+    raw(db).put(&mut wtxn, &version, &2u32.to_le_bytes()).unwrap();
+    let err = Reader::<Euclidean>::open(&wtxn, 4, db).unwrap_err();
+    assert!(matches!(err, Error::FormatVersion { index: 4, found: 2, supported: spinney::FORMAT_VERSION }), "{err}");
+    raw(db).put(&mut wtxn, &version, &[1, 0]).unwrap();
+    let err = Reader::<Euclidean>::open(&wtxn, 4, db).unwrap_err();
+    assert!(matches!(err, Error::Corrupted { key, .. } if key == version), "{err}");
+}
+
+/// Builds a small index, lets `damage` change the raw database, and returns
+/// what opening, checking and searching then say.
+fn after_damage(
+    damage: impl FnOnce(&mut spinney::heed::RwTxn, spinney::heed::Database<'static, KeyCodec, Bytes>),
+) -> Vec<Error> {
+    let test = TestEnv::new(16 * MIB);
+    let db = test.database::<Euclidean>();
+    let set = data::clustered(400, 3, 8, 1);
+    build_index(&test, db, 0, &set.base, Some(3), 1);
+    let mut wtxn = test.env.write_txn().unwrap();
+    damage(&mut wtxn, raw(db));
+    let mut errors = Vec::new();
+    match Reader::<Euclidean>::open(&wtxn, 0, db) {
+        Err(err) => errors.push(err),
+        Ok(reader) => {
+            errors.extend(reader.check(&wtxn).err());
+            errors.extend(reader.stats(&wtxn).err());
+            let all = NonZeroUsize::new(1000).unwrap();
+            for q in 0..3 {
+                errors.extend(reader.nns(10).search_k(all).by_vector(&wtxn, set.queries.get(q)).err());
+            }
+            errors.extend(reader.nns(10).by_item(&wtxn, 7).err());
+        }
+    }
+    errors
+}
+
+fn assert_corrupted(errors: &[Error], expected: Key) {
+    assert!(!errors.is_empty(), "the damage went unnoticed");
+    for err in errors {
+        assert!(
+            matches!(err, Error::Corrupted { key, .. } if *key == expected),
+            "expected corruption at {expected}, got {err}"
+        );
+    }
+}
+
+#[test]
+fn corrupted_bytes_are_errors_with_their_key() {
+    let root = |wtxn: &spinney::heed::RwTxn, db: spinney::heed::Database<'static, KeyCodec, Bytes>| {
+        // The last tree node written is the root of the last tree.
+        let prefix = [0, 0, NodeMode::Tree as u8];
+        let tree_nodes = db.remap_key_type::<Bytes>().prefix_iter(wtxn, &prefix).unwrap().count() as u32;
+        Key { index: 0, mode: NodeMode::Tree, id: tree_nodes - 1 }
+    };
+    // A root overwritten with garbage.
+    let mut key = None;
+    let errors = after_damage(|wtxn, db| {
+        let k = root(wtxn, db);
+        db.put(wtxn, &k, &[2, 1, 2, 3]).unwrap();
+        key = Some(k);
+    });
+    assert_corrupted(&errors, key.unwrap());
+    // A root deleted.
+    let mut key = None;
+    let errors = after_damage(|wtxn, db| {
+        let k = root(wtxn, db);
+        db.delete(wtxn, &k).unwrap();
+        key = Some(k);
+    });
+    assert_corrupted(&errors, key.unwrap());
+    // A split that points to itself: a cycle must not loop.
+    let mut key = None;
+    let errors = after_damage(|wtxn, db| {
+        let k = root(wtxn, db);
+        let mut value = db.get(wtxn, &k).unwrap().unwrap().to_vec();
+        value[1..5].copy_from_slice(&k.id.to_le_bytes());
+        value[5..9].copy_from_slice(&k.id.to_le_bytes());
+        db.put(wtxn, &k, &value).unwrap();
+        key = Some(k);
+    });
+    assert!(errors.iter().all(|e| matches!(e, Error::Corrupted { .. })), "{errors:?}");
+    assert!(!errors.is_empty());
+    // An item vector truncated.
+    let item = Key { index: 0, mode: NodeMode::Item, id: 7 };
+    let errors = after_damage(|wtxn, db| {
+        let value = db.get(wtxn, &item).unwrap().unwrap().to_vec();
+        db.put(wtxn, &item, &value[..value.len() - 4]).unwrap();
+    });
+    assert_corrupted(&errors, item);
+    // The metadata truncated.
+    let metadata = Key { index: 0, mode: NodeMode::Metadata, id: 0 };
+    let errors = after_damage(|wtxn, db| {
+        let value = db.get(wtxn, &metadata).unwrap().unwrap().to_vec();
+        db.put(wtxn, &metadata, &value[..value.len() - 1]).unwrap();
+    });
+    assert_corrupted(&errors, metadata);
+    // A stray node no tree reaches.
+    let stray = Key { index: 0, mode: NodeMode::Tree, id: 1_000_000 };
+    let errors = after_damage(|wtxn, db| db.put(wtxn, &stray, &[1, 58, 48, 0, 0, 0, 0, 0, 0]).unwrap());
+    assert_corrupted(&errors, stray);
+}
+
+#[test]
+fn a_full_map_is_an_error_and_loses_nothing() {
+    let test = TestEnv::new(MIB);
+    let db = test.database::<Euclidean>();
+    let small = data::clustered(50, 1, 8, 1);
+    build_index(&test, db, 0, &small.base, Some(2), 1);
+
+    let writer = Writer::<Euclidean>::new(db, 1, 64);
+    let mut wtxn = test.env.write_txn().unwrap();
+    let big = data::clustered(10_000, 1, 64, 2);
+    let err = (0..big.base.len()).try_for_each(|i| writer.add_item(&mut wtxn, i as u32, big.base.get(i))).unwrap_err();
+    assert!(matches!(err, Error::MapFull), "{err}");
+    assert!(err.to_string().contains("larger map_size"));
+    wtxn.abort();
+
+    // The committed index is intact; a larger map takes the load.
+    let test = test.reopen(64 * MIB);
+    let db = test.database::<Euclidean>();
+    let rtxn = test.env.read_txn().unwrap();
+    let reader = Reader::<Euclidean>::open(&rtxn, 0, db).unwrap();
+    reader.check(&rtxn).unwrap();
+    assert_eq!(reader.n_items(), 50);
+    drop(rtxn);
+    build_index(&test, db, 1, &big.base, Some(2), 2);
+}
+
+#[test]
+fn a_full_map_during_the_build() {
+    // Room for the items but not for the trees.
+    let test = TestEnv::new(3 * MIB);
+    let db = test.database::<Euclidean>();
+    let set = data::clustered(5_000, 1, 64, 3);
+    let writer = Writer::<Euclidean>::new(db, 0, 64);
+    let mut wtxn = test.env.write_txn().unwrap();
+    common::add_items(&writer, &mut wtxn, &set.base);
+    let err = writer.builder(&mut common::rng(1)).n_trees(200).build(&mut wtxn).unwrap_err();
+    assert!(matches!(err, Error::MapFull), "{err}");
+}
+
+#[test]
+fn a_cancelled_build_keeps_the_committed_index() {
+    let test = TestEnv::new(64 * MIB);
+    let db = test.database::<Euclidean>();
+    let set = data::clustered(2_000, 5, 16, 5);
+    build_index(&test, db, 0, &set.base, Some(4), 5);
+    let before: Vec<_> = {
+        let rtxn = test.env.read_txn().unwrap();
+        let reader = Reader::<Euclidean>::open(&rtxn, 0, db).unwrap();
+        (0..5).map(|q| reader.nns(10).by_vector(&rtxn, set.queries.get(q)).unwrap()).collect()
+    };
+    let writer = Writer::<Euclidean>::new(db, 0, 16);
+    // Cancel after 0, 1, 10 and 100 polls: before, during and late in growth.
+    for polls in [0, 1, 10, 100] {
+        let mut wtxn = test.env.write_txn().unwrap();
+        writer.add_item(&mut wtxn, 5000, &[0.5; 16]).unwrap();
+        writer.del_item(&mut wtxn, 3).unwrap();
+        let count = AtomicUsize::new(0);
+        let err = writer
+            .builder(&mut common::rng(2))
+            .n_trees(10)
+            .cancel(|| count.fetch_add(1, Ordering::Relaxed) >= polls)
+            .build(&mut wtxn)
+            .unwrap_err();
+        assert!(matches!(err, Error::BuildCancelled), "{err}");
+        wtxn.abort();
+        let rtxn = test.env.read_txn().unwrap();
+        let reader = Reader::<Euclidean>::open(&rtxn, 0, db).unwrap();
+        reader.check(&rtxn).unwrap();
+        let after: Vec<_> = (0..5).map(|q| reader.nns(10).by_vector(&rtxn, set.queries.get(q)).unwrap()).collect();
+        assert_eq!(after, before);
+    }
+}
+
+#[test]
+fn a_missing_temp_directory() {
+    let test = TestEnv::new(16 * MIB);
+    let db = test.database::<Euclidean>();
+    let mut writer = Writer::<Euclidean>::new(db, 0, 4);
+    let missing = test.dir.path().join("no-such-dir");
+    writer.set_tmpdir(&missing);
+    let mut wtxn = test.env.write_txn().unwrap();
+    for i in 0..100 {
+        writer.add_item(&mut wtxn, i, &[i as f32, 1.0, 2.0, 3.0]).unwrap();
+    }
+    let err = writer.builder(&mut common::rng(1)).build(&mut wtxn).unwrap_err();
+    assert!(matches!(&err, Error::TempFile { dir: Some(dir), .. } if *dir == missing), "{err}");
+    std::fs::create_dir(&missing).unwrap();
+    writer.builder(&mut common::rng(1)).build(&mut wtxn).unwrap();
+    Reader::<Euclidean>::open(&wtxn, 0, db).unwrap().check(&wtxn).unwrap();
+}

@@ -1,0 +1,99 @@
+//! The bytes a build writes: reproducible across thread counts and pinned
+//! by snapshots, plus the test vectors quoted by the FORMAT page.
+
+mod common;
+
+use std::fmt::Write;
+
+use common::{MIB, TestEnv, data};
+use spinney::distances::Euclidean;
+use spinney::heed::BytesDecode;
+use spinney::{Key, NodeCodec, NodeMode, Writer, default_n_trees, default_split_after};
+
+/// Builds `set` with `seed` on a rayon pool of `threads` threads and returns
+/// every key and value of the database.
+fn build_with_threads(set: &data::Dataset, seed: u64, threads: usize) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let test = TestEnv::new(64 * MIB);
+    let db = test.database::<Euclidean>();
+    let writer = Writer::<Euclidean>::new(db, 2, set.base.dimensions);
+    let mut wtxn = test.env.write_txn().unwrap();
+    common::add_items(&writer, &mut wtxn, &set.base);
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+    pool.install(|| writer.builder(&mut common::rng(seed)).n_trees(12).split_after(8).build(&mut wtxn)).unwrap();
+    wtxn.commit().unwrap();
+    test.dump()
+}
+
+#[test]
+fn the_same_seed_gives_the_same_bytes_at_any_thread_count() {
+    let set = data::clustered(3_000, 1, 12, 8);
+    let seed = common::seed(99);
+    let one = build_with_threads(&set, seed, 1);
+    let two = build_with_threads(&set, seed, 2);
+    let four = build_with_threads(&set, seed, 4);
+    assert!(one == two && two == four, "the database differs between thread counts");
+    let other_seed = build_with_threads(&set, seed + 1, 2);
+    assert_ne!(one, other_seed, "the seed must matter");
+}
+
+/// A readable dump: one line per entry, nodes decoded.
+fn dump(entries: &[(Vec<u8>, Vec<u8>)]) -> String {
+    let mut out = String::new();
+    for (key, value) in entries {
+        let key = Key::from_bytes(key).unwrap();
+        match key.mode {
+            NodeMode::Tree | NodeMode::Item => {
+                let node = NodeCodec::<Euclidean>::bytes_decode(value).unwrap();
+                writeln!(out, "{key}: {node:?}").unwrap();
+            }
+            _ => writeln!(out, "{key}: {value:02x?}").unwrap(),
+        }
+    }
+    out
+}
+
+#[test]
+fn snapshot_of_a_tiny_database() {
+    let test = TestEnv::new(16 * MIB);
+    let db = test.database::<Euclidean>();
+    let writer = Writer::<Euclidean>::new(db, 0, 2);
+    let mut wtxn = test.env.write_txn().unwrap();
+    for i in 0..10u32 {
+        let (x, y) = ((i % 4) as f32, (i / 4) as f32 * 2.0);
+        writer.add_item(&mut wtxn, i, &[x, y]).unwrap();
+    }
+    writer.builder(&mut common::rng(1)).n_trees(2).split_after(3).build(&mut wtxn).unwrap();
+    wtxn.commit().unwrap();
+    insta::assert_snapshot!(dump(&test.dump()));
+}
+
+#[test]
+fn default_tree_counts() {
+    let mut table = String::from("items \\ dimensions: 2 16 64 128 384 768 1536 3072\n");
+    for items in [0u64, 1, 100, 1_000, 10_000, 100_000, 1_000_000, 100_000_000] {
+        write!(table, "{items}:").unwrap();
+        for dimensions in [2, 16, 64, 128, 384, 768, 1536, 3072] {
+            write!(table, " {}", default_n_trees(items, dimensions)).unwrap();
+        }
+        table.push('\n');
+    }
+    table.push_str("split_after:");
+    for dimensions in [2, 16, 64, 128, 384, 768, 1536, 3072] {
+        write!(table, " {}", default_split_after(dimensions)).unwrap();
+    }
+    insta::assert_snapshot!(table);
+}
+
+#[test]
+fn format_page_test_vectors() {
+    let key = Key { index: 1, mode: NodeMode::Item, id: 258 };
+    assert_eq!(key.to_bytes(), [0x00, 0x01, 0x03, 0x00, 0x00, 0x01, 0x02]);
+    let test = TestEnv::new(MIB);
+    let db = test.database::<Euclidean>();
+    let mut wtxn = test.env.write_txn().unwrap();
+    Writer::<Euclidean>::new(db, 1, 2).add_item(&mut wtxn, 258, &[1.0, -2.0]).unwrap();
+    wtxn.commit().unwrap();
+    let entries = test.dump();
+    let leaf = entries.iter().find(|(k, _)| k[..] == key.to_bytes()).unwrap();
+    assert_eq!(leaf.1, [0x00, 0x00, 0x00, 0x80, 0x3f, 0x00, 0x00, 0x00, 0xc0]);
+}
