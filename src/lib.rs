@@ -68,7 +68,7 @@
 //!   read in place.
 //! - One build of one index at a time (LMDB has one write transaction).
 //!
-//! The byte layout of everything stored is in [`format`].
+//! The byte layout of everything stored is in [`mod@format`].
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 

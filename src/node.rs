@@ -219,7 +219,8 @@ impl<'a, D: Distance> Node<'a, D> {
     }
 }
 
-/// The heed codec of [`Node`] for the distance `D`.
+/// The heed codec of the tree nodes and leaves of an index with the distance `D`
+/// (the layout is on the [format page](crate::format)).
 pub struct NodeCodec<D>(PhantomData<D>);
 
 impl<'a, D: Distance> BytesEncode<'a> for NodeCodec<D> {
