@@ -54,13 +54,6 @@ pub enum Error {
         index: u16,
     },
 
-    /// The index has changes that were not built yet.
-    #[error("index {index} has changes that are not built yet; call build before opening a reader")]
-    NeedBuild {
-        /// The index.
-        index: u16,
-    },
-
     /// The index was built with another distance.
     #[error(
         "index {index} was built with the {found} distance, not {expected}; open it with the distance it was built with"

@@ -10,6 +10,8 @@
 //! | 4 × n | root node id of each tree (`u32`) |
 //! | 1 | length `l` of the distance name |
 //! | l | the distance name (UTF-8) |
+//! | 1 | length `c` of the distance's build context |
+//! | c | the build context (for the dot product, the largest norm as `f32`) |
 //! | rest | roaring bitmap of the item ids the trees hold |
 
 use std::borrow::Cow;
@@ -27,6 +29,8 @@ pub struct Metadata<'a> {
     pub roots: Vec<u32>,
     /// The name of the distance.
     pub distance: Cow<'a, str>,
+    /// The distance's build context, as bytes.
+    pub context: Cow<'a, [u8]>,
     /// The items the trees hold.
     pub items: RoaringBitmap,
 }
@@ -77,6 +81,9 @@ impl<'a> Metadata<'a> {
         let len = u8::try_from(name.len()).expect("distance names are short");
         out.push(len);
         out.extend_from_slice(name);
+        let len = u8::try_from(self.context.len()).expect("build contexts are short");
+        out.push(len);
+        out.extend_from_slice(&self.context);
         // Writing into a Vec cannot fail.
         let _ = self.items.serialize_into(&mut *out);
     }
@@ -94,11 +101,14 @@ impl<'a> Metadata<'a> {
         let len = cursor.take(1, "distance name length")?[0] as usize;
         let name = cursor.take(len, "distance name")?;
         let distance = std::str::from_utf8(name).map_err(|_| MetadataError::DistanceName)?;
+        let len = cursor.take(1, "build context length")?[0] as usize;
+        let context = cursor.take(len, "build context")?;
         let items = RoaringBitmap::deserialize_from(cursor.0).map_err(|e| MetadataError::Bitmap(e.to_string()))?;
         if items.serialized_size() != cursor.0.len() {
             return Err(MetadataError::Bitmap("trailing bytes".into()));
         }
-        Ok(Metadata { dimensions, split_after, roots, distance: Cow::Borrowed(distance), items })
+        let (distance, context) = (Cow::Borrowed(distance), Cow::Borrowed(context));
+        Ok(Metadata { dimensions, split_after, roots, distance, context, items })
     }
 }
 
@@ -113,9 +123,10 @@ mod tests {
         fn round_trip(dimensions in any::<u32>(), split_after in any::<u32>(),
                       roots in proptest::collection::vec(any::<u32>(), 0..50),
                       distance in "[a-z-]{0,20}",
+                      context in proptest::collection::vec(any::<u8>(), 0..8),
                       items in proptest::collection::vec(any::<u32>(), 0..200)) {
             let metadata = Metadata {
-                dimensions, split_after, roots, distance: Cow::Owned(distance),
+                dimensions, split_after, roots, distance: Cow::Owned(distance), context: Cow::Owned(context),
                 items: items.into_iter().collect(),
             };
             let mut bytes = Vec::new();

@@ -6,7 +6,7 @@
 //! | --- | --- | --- |
 //! | 0 | [`Leaf`] | the distance's header (plain old data), then the vector as little-endian `f32`s |
 //! | 1 | [`Descendants`] | a roaring bitmap of item ids (portable roaring serialization) |
-//! | 2 | [`SplitPlaneNormal`] | `left: u32`, `right: u32`, `offset: f32`, then the normal as little-endian `f32`s (empty for a random split) |
+//! | 2 | [`SplitPlaneNormal`] | `left: u32`, `right: u32`, `left_count: u32`, `right_count: u32`, `offset: f32`, then the normal as little-endian `f32`s (empty for a random split) |
 //!
 //! Decoding checks the tag and every length and returns a [`NodeError`]; it
 //! never panics on any input.
@@ -24,8 +24,8 @@ use crate::vector::{UnalignedF32, VectorSizeError};
 const LEAF_TAG: u8 = 0;
 const DESCENDANTS_TAG: u8 = 1;
 const SPLIT_PLANE_NORMAL_TAG: u8 = 2;
-/// `left`, `right` and `offset`, four bytes each.
-const SPLIT_HEADER_SIZE: usize = 12;
+/// `left`, `right`, `left_count`, `right_count` and `offset`, four bytes each.
+const SPLIT_HEADER_SIZE: usize = 20;
 
 /// An item: the distance's header and the vector.
 pub struct Leaf<'a, D: Distance> {
@@ -70,6 +70,10 @@ pub struct SplitPlaneNormal<'a> {
     pub left: u32,
     /// The node id of the side where the margin is positive.
     pub right: u32,
+    /// The number of items under the left side.
+    pub left_count: u32,
+    /// The number of items under the right side.
+    pub right_count: u32,
     /// The distance-specific offset of the plane (the bias for Euclidean and
     /// Manhattan, zero for cosine, the extra coordinate for dot product).
     pub offset: f32,
@@ -160,6 +164,8 @@ impl<'a, D: Distance> Node<'a, D> {
                 out.push(SPLIT_PLANE_NORMAL_TAG);
                 out.extend_from_slice(&split.left.to_le_bytes());
                 out.extend_from_slice(&split.right.to_le_bytes());
+                out.extend_from_slice(&split.left_count.to_le_bytes());
+                out.extend_from_slice(&split.right_count.to_le_bytes());
                 out.extend_from_slice(&split.offset.to_le_bytes());
                 out.extend_from_slice(split.normal.as_bytes());
             }
@@ -202,7 +208,9 @@ impl<'a, D: Distance> Node<'a, D> {
                 Ok(Node::SplitPlaneNormal(SplitPlaneNormal {
                     left: u32::from_le_bytes(word(0)),
                     right: u32::from_le_bytes(word(4)),
-                    offset: f32::from_le_bytes(word(8)),
+                    left_count: u32::from_le_bytes(word(8)),
+                    right_count: u32::from_le_bytes(word(12)),
+                    offset: f32::from_le_bytes(word(16)),
                     normal: UnalignedF32::from_bytes(normal)?,
                 }))
             }
@@ -275,9 +283,11 @@ mod tests {
         }
 
         #[test]
-        fn split_round_trip(left in any::<u32>(), right in any::<u32>(), offset in -1e6f32..1e6,
+        fn split_round_trip(left in any::<u32>(), right in any::<u32>(), left_count in any::<u32>(),
+                            right_count in any::<u32>(), offset in -1e6f32..1e6,
                             normal in proptest::collection::vec(-1.0f32..1.0, 0..70)) {
-            let split = SplitPlaneNormal { left, right, offset, normal: UnalignedF32::from_slice(&normal) };
+            let normal = UnalignedF32::from_slice(&normal);
+            let split = SplitPlaneNormal { left, right, left_count, right_count, offset, normal };
             let bytes = encoded::<Euclidean>(&Node::SplitPlaneNormal(split));
             match Node::<Euclidean>::decode(&bytes).unwrap() {
                 Node::SplitPlaneNormal(decoded) => prop_assert_eq!(decoded, split),

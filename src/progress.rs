@@ -8,11 +8,13 @@ use enum_iterator::Sequence;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Sequence)]
 #[non_exhaustive]
 pub enum MainStep {
-    /// Reading the items in place and computing what the distance needs.
+    /// Reading the changes since the last build, and the items in place.
     RetrievingItems,
-    /// Growing the trees in parallel, each into its own temporary file.
+    /// Updating the kept trees in parallel for the changed items.
+    UpdatingTrees,
+    /// Growing the new trees in parallel, each into its own temporary file.
     GrowingTrees,
-    /// Removing the previous trees and the marks of the changes just built.
+    /// Removing the freed nodes and the marks of the changes just built.
     RemovingOldTrees,
     /// Writing every node of the new trees into LMDB.
     WritingNodes,

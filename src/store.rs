@@ -4,6 +4,7 @@
 
 use heed::types::Bytes;
 use heed::{RoTxn, RwTxn};
+use roaring::RoaringBitmap;
 
 use crate::error::Error;
 use crate::key::{Key, KeyCodec, NodeMode, Prefix, PrefixCodec};
@@ -108,13 +109,19 @@ pub(crate) fn delete_mode(db: RawDatabase, wtxn: &mut RwTxn, index: u16, mode: N
 pub struct ItemIter<'t, D: Distance> {
     inner: heed::RoPrefix<'t, KeyCodec, Bytes>,
     dimensions: usize,
+    only: Option<RoaringBitmap>,
     marker: std::marker::PhantomData<D>,
 }
 
 impl<'t, D: Distance> ItemIter<'t, D> {
     pub(crate) fn new(db: RawDatabase, rtxn: &'t RoTxn, index: u16, dimensions: usize) -> Result<ItemIter<'t, D>> {
         let inner = iter_mode(db, rtxn, index, NodeMode::Item)?;
-        Ok(ItemIter { inner, dimensions, marker: std::marker::PhantomData })
+        Ok(ItemIter { inner, dimensions, only: None, marker: std::marker::PhantomData })
+    }
+
+    /// Skips the items not in `items`.
+    pub(crate) fn only(self, items: RoaringBitmap) -> ItemIter<'t, D> {
+        ItemIter { only: Some(items), ..self }
     }
 }
 
@@ -122,7 +129,12 @@ impl<D: Distance> Iterator for ItemIter<'_, D> {
     type Item = Result<(ItemId, Vec<f32>)>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        let entry = self.inner.next()?;
+        let entry = loop {
+            match self.inner.next()? {
+                Ok((key, _)) if self.only.as_ref().is_some_and(|only| !only.contains(key.id)) => continue,
+                entry => break entry,
+            }
+        };
         Some(entry.map_err(Error::from).and_then(|(key, bytes)| {
             let leaf = decode_leaf::<D>(key, bytes, self.dimensions)?;
             Ok((key.id, leaf.vector.to_vec()))

@@ -5,10 +5,12 @@ use std::path::PathBuf;
 
 use heed::{PutFlags, RoTxn, RwTxn};
 use rand::{Rng, SeedableRng};
+use roaring::RoaringBitmap;
 
 use crate::build::Builder;
 use crate::error::Error;
 use crate::key::{Key, NodeMode};
+use crate::metadata::Metadata;
 use crate::node::{Leaf, Node};
 use crate::store::{self, ItemIter, RawDatabase};
 use crate::vector::UnalignedF32;
@@ -81,30 +83,52 @@ impl<D: Distance> Writer<D> {
     }
 
     fn put_item(&self, wtxn: &mut RwTxn, item: ItemId, vector: &[f32], flags: PutFlags) -> Result<()> {
+        self.mark_updated(wtxn, item)?;
         let leaf = Leaf::<D>::new(UnalignedF32::from_slice(vector));
         let mut bytes = Vec::with_capacity(1 + size_of::<D::Header>() + vector.len() * 4);
         Node::Leaf(leaf).encode_into(&mut bytes);
         self.db.put_with_flags(wtxn, flags, &Key::item(self.index, item), &bytes)?;
-        self.db.put(wtxn, &Key::updated(self.index, item), &[])?;
         Ok(())
     }
 
-    /// Deletes `item`; returns whether it existed.
-    pub fn del_item(&self, wtxn: &mut RwTxn, item: ItemId) -> Result<bool> {
-        self.check_dimensions()?;
-        let existed = self.db.delete(wtxn, &Key::item(self.index, item))?;
-        if existed {
-            self.db.put(wtxn, &Key::updated(self.index, item), &[])?;
+    /// Marks `item` as changed, before it changes. The first mark since the
+    /// last build keeps the item's current leaf (empty if it has none): that
+    /// is the vector the trees placed it with, which the next build follows
+    /// to take it out of the trees without walking them.
+    fn mark_updated(&self, wtxn: &mut RwTxn, item: ItemId) -> Result<()> {
+        let mark = Key::updated(self.index, item);
+        if self.db.get(wtxn, &mark)?.is_none() {
+            let previous = self.db.get(wtxn, &Key::item(self.index, item))?.map(<[u8]>::to_vec).unwrap_or_default();
+            self.db.put(wtxn, &mark, &previous)?;
         }
-        Ok(existed)
+        Ok(())
     }
 
-    /// Deletes every item, tree and record of this index. The index is then
-    /// unbuilt until the next [`Builder::build`].
+    /// Deletes `item`; returns whether it existed. Readers stop returning it
+    /// at once; the next build takes it out of the trees.
+    pub fn del_item(&self, wtxn: &mut RwTxn, item: ItemId) -> Result<bool> {
+        self.check_dimensions()?;
+        let key = Key::item(self.index, item);
+        if self.db.get(wtxn, &key)?.is_none() {
+            return Ok(false);
+        }
+        self.mark_updated(wtxn, item)?;
+        self.db.delete(wtxn, &key)?;
+        Ok(true)
+    }
+
+    /// Deletes every item and tree of this index. A built index stays built,
+    /// and empty: readers answer nothing until items are added and built.
     pub fn clear(&self, wtxn: &mut RwTxn) -> Result<()> {
         self.check_dimensions()?;
-        for mode in [NodeMode::Metadata, NodeMode::Updated, NodeMode::Tree, NodeMode::Item] {
+        for mode in [NodeMode::Updated, NodeMode::Tree, NodeMode::Item] {
             store::delete_mode(self.db, wtxn, self.index, mode)?;
+        }
+        if let Some(metadata) = store::metadata(self.db, wtxn, self.index)? {
+            let emptied = Metadata { roots: Vec::new(), items: RoaringBitmap::new(), ..metadata };
+            let mut bytes = Vec::new();
+            emptied.encode_into(&mut bytes);
+            self.db.put(wtxn, &Key::metadata(self.index), &bytes)?;
         }
         Ok(())
     }
@@ -127,7 +151,8 @@ impl<D: Distance> Writer<D> {
         Ok(!store::has_mode(self.db, rtxn, self.index, NodeMode::Item)?)
     }
 
-    /// Whether the index has changes that are not built yet, or was never built.
+    /// Whether the index has changes that are not built yet, or was never
+    /// built.
     pub fn need_build(&self, rtxn: &RoTxn) -> Result<bool> {
         self.check_dimensions()?;
         Ok(store::has_mode(self.db, rtxn, self.index, NodeMode::Updated)?

@@ -198,15 +198,21 @@ fn clear_empties_the_index() {
     let mut wtxn = test.env.write_txn().unwrap();
     writer.clear(&mut wtxn).unwrap();
     assert!(writer.is_empty(&wtxn).unwrap());
-    assert!(writer.need_build(&wtxn).unwrap());
-    assert!(matches!(Reader::<Euclidean>::open(&wtxn, 0, db), Err(spinney::Error::NotBuilt { index: 0 })));
-    writer.builder(&mut common::rng(1)).build(&mut wtxn).unwrap();
+    assert!(!writer.need_build(&wtxn).unwrap(), "a cleared index is built and empty");
     let reader = Reader::<Euclidean>::open(&wtxn, 0, db).unwrap();
     reader.check(&wtxn).unwrap();
     assert!(reader.is_empty());
-    // The database holds nothing of index 0 but its two records and an empty tree.
+    assert_eq!(reader.nns(5).by_vector(&wtxn, set.base.get(0)).unwrap(), []);
+    // The database holds nothing of index 0 but its two records.
     wtxn.commit().unwrap();
-    assert_eq!(test.dump().len(), 3);
+    assert_eq!(test.dump().len(), 2);
+    // Built again, it holds the items added since.
+    let mut wtxn = test.env.write_txn().unwrap();
+    writer.add_item(&mut wtxn, 7, &[1.0, 2.0, 3.0]).unwrap();
+    writer.builder(&mut common::rng(1)).build(&mut wtxn).unwrap();
+    let reader = Reader::<Euclidean>::open(&wtxn, 0, db).unwrap();
+    reader.check(&wtxn).unwrap();
+    assert_eq!(reader.item_ids().iter().collect::<Vec<_>>(), [7]);
 }
 
 #[test]

@@ -88,23 +88,6 @@ fn opening_an_index_never_built() {
 }
 
 #[test]
-fn opening_with_pending_changes() {
-    let test = TestEnv::new(16 * MIB);
-    let db = test.database::<Euclidean>();
-    let set = data::clustered(100, 1, 4, 1);
-    build_index(&test, db, 0, &set.base, Some(2), 1);
-    let writer = Writer::<Euclidean>::new(db, 0, 4);
-    let mut wtxn = test.env.write_txn().unwrap();
-    writer.del_item(&mut wtxn, 5).unwrap();
-    assert!(writer.need_build(&wtxn).unwrap());
-    let err = Reader::<Euclidean>::open(&wtxn, 0, db).unwrap_err();
-    assert!(matches!(err, Error::NeedBuild { index: 0 }), "{err}");
-    // The committed state still opens in another transaction.
-    let rtxn = test.env.read_txn().unwrap();
-    assert_eq!(Reader::<Euclidean>::open(&rtxn, 0, db).unwrap().n_items(), 100);
-}
-
-#[test]
 fn opening_or_building_with_another_distance() {
     let test = TestEnv::new(16 * MIB);
     let db = test.database::<Euclidean>();

@@ -8,7 +8,9 @@
 use heed::RoTxn;
 
 use crate::error::Error;
-use crate::key::NodeMode;
+use roaring::RoaringBitmap;
+
+use crate::key::{Key, NodeMode};
 use crate::node::Leaf;
 use crate::store::{self, RawDatabase};
 use crate::{Distance, ItemId, Result};
@@ -32,6 +34,24 @@ impl<'t, D: Distance> FrozenItems<'t, D> {
             ids.push(key.id);
         }
         Ok(FrozenItems { ids, leaves })
+    }
+
+    /// Reads the items `ids` of `index`, each of which must exist.
+    pub fn read_ids(
+        db: RawDatabase,
+        rtxn: &'t RoTxn,
+        index: u16,
+        dimensions: usize,
+        ids: &RoaringBitmap,
+    ) -> Result<FrozenItems<'t, D>> {
+        let mut leaves = Vec::with_capacity(ids.len() as usize);
+        for item in ids {
+            match store::leaf(db, rtxn, index, item, dimensions)? {
+                Some(leaf) => leaves.push(leaf),
+                None => return Err(Error::corrupted(Key::item(index, item), "a tree holds an item with no vector")),
+            }
+        }
+        Ok(FrozenItems { ids: ids.iter().collect(), leaves })
     }
 
     pub fn len(&self) -> usize {

@@ -1,48 +1,61 @@
 //! [`Builder`]: the options of a build and the ordered steps that run it.
 //!
-//! 1. Read every item in place ([`MainStep::RetrievingItems`]) and compute
-//!    what the distance needs over all of them (the largest norm for the dot
-//!    product).
-//! 2. Grow the trees in parallel with rayon, each into its own temporary
-//!    file ([`MainStep::GrowingTrees`]). Nothing is written to LMDB yet, and
-//!    `cancel` is polled at every node.
-//! 3. Delete the metadata, the old trees and the change marks
-//!    ([`MainStep::RemovingOldTrees`]), then copy every node into LMDB in one
-//!    single-threaded pass that gives the final node ids
+//! 1. Read what changed since the last build ([`MainStep::RetrievingItems`]):
+//!    the `updated` marks, with the leaf each changed item had when the trees
+//!    placed it and the leaf it has now.
+//! 2. Update the trees that are kept, in parallel, each through its own
+//!    nested read transaction ([`MainStep::UpdatingTrees`], see `update.rs`):
+//!    the work follows the paths of the changed items only.
+//! 3. Grow the trees that are missing (all of them on the first build, or
+//!    when `split_after` changes) in parallel, each into its own temporary
+//!    file ([`MainStep::GrowingTrees`]). Nothing is written to LMDB until
+//!    here, and `cancel` is polled at every node.
+//! 4. Delete the metadata, the freed nodes and the change marks
+//!    ([`MainStep::RemovingOldTrees`]), then write every new or changed node
+//!    in one single-threaded pass that gives the final node ids
 //!    ([`MainStep::WritingNodes`]).
-//! 4. Write the metadata and the format version last
+//! 5. Write the metadata and the format version last
 //!    ([`MainStep::WritingMetadata`]).
 //!
-//! A build that fails or is cancelled before step 3 has written nothing; one
-//! that fails during step 3 or 4 leaves the index without metadata in the
+//! A build that fails or is cancelled before step 4 has written nothing; one
+//! that fails during step 4 or 5 leaves the index without metadata in the
 //! transaction, which readers refuse with [`Error::NotBuilt`] rather than
 //! answer from a half-written forest. Either way, aborting the transaction
 //! keeps the last committed index.
 
+mod changes;
 mod frozen;
 mod grow;
+mod patch;
 mod split;
 mod tmp_nodes;
+mod update;
 
 use std::borrow::Cow;
 
-use heed::RwTxn;
+use heed::{RoTxn, RwTxn};
 use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
 use roaring::RoaringBitmap;
-use tracing::{debug, info};
+use tracing::info;
 
+use self::changes::Changes;
 use self::frozen::FrozenItems;
-use self::grow::{GrowContext, grow_tree};
-use self::tmp_nodes::TreeNodes;
+use self::grow::{GrowParams, grow, tree_rng};
+use self::patch::{IdAllocator, NodeRef, TreePatch, write_patch};
+use self::tmp_nodes::TmpNodes;
+use self::update::{UpdateContext, subtree, update_tree};
 use crate::error::Error;
 use crate::key::{Key, NodeMode};
 use crate::metadata::Metadata;
-use crate::node::Node;
 use crate::progress::{MainStep, SubStep, WriterProgress};
 use crate::store;
 use crate::writer::Writer;
 use crate::{Distance, Result, version};
+
+/// How many kept trees are updated at once (each holds a nested read
+/// transaction while it is updated).
+const UPDATE_BATCH: usize = 64;
 
 /// The most trees an index can have.
 pub const MAX_TREES: usize = 4096;
@@ -155,14 +168,20 @@ impl<'a, D: Distance, R: Rng + SeedableRng> Builder<'a, D, R> {
 
     /// Builds the trees of the index over its current items, inside `wtxn`.
     ///
+    /// The first build grows every tree. Later builds update the existing
+    /// trees for the items added, changed and deleted since, grow the trees
+    /// that `n_trees` asks for in addition, and drop the oldest trees when it
+    /// asks for fewer; a new `split_after` regrows the whole forest.
+    ///
     /// On error, abort the transaction: the committed index is untouched.
     pub fn build(&mut self, wtxn: &mut RwTxn) -> Result<()> {
         let writer = self.writer;
         writer.check_dimensions()?;
         let (db, index, dimensions) = (writer.db, writer.index, writer.dimensions);
-        if let Some(metadata) = store::metadata(db, wtxn, index)? {
+        let previous = store::metadata(db, wtxn, index)?;
+        if let Some(metadata) = &previous {
             if metadata.distance != D::NAME {
-                let found = metadata.distance.into_owned();
+                let found = metadata.distance.to_string();
                 return Err(Error::DistanceMismatch { index, expected: D::NAME, found });
             }
             if metadata.dimensions as usize != dimensions {
@@ -173,43 +192,64 @@ impl<'a, D: Distance, R: Rng + SeedableRng> Builder<'a, D, R> {
         self.check_cancel()?;
         let seed: u64 = self.rng.random();
 
-        self.report(MainStep::RetrievingItems, None);
-        let (trees, items, split_after) = {
-            let frozen = FrozenItems::<D>::read(db, wtxn, index, dimensions)?;
-            let n_trees = self.n_trees.unwrap_or_else(|| default_n_trees(frozen.len() as u64, dimensions));
-            let split_after = self.split_after.unwrap_or_else(|| default_split_after(dimensions));
-            info!(index, items = frozen.len(), n_trees, split_after, "growing trees");
-            let shared = GrowContext {
-                frozen: &frozen,
-                context: D::context(frozen.leaves.iter().copied()),
-                split_after,
-                seed,
-                tmpdir: writer.tmpdir.as_deref(),
-                cancel: &*self.cancel,
-            };
-            let trees = self.grow_trees(&shared, n_trees)?;
-            let items = RoaringBitmap::from_sorted_iter(frozen.ids.iter().copied())
-                .map_err(|_| Error::corrupted(Key::item(index, 0), "item keys out of order"))?;
-            (trees, items, split_after)
+        let split_after = self
+            .split_after
+            .or(previous.as_ref().map(|metadata| metadata.split_after as usize))
+            .unwrap_or_else(|| default_split_after(dimensions));
+        let (built, roots, context) = match previous {
+            Some(metadata) if metadata.split_after as usize == split_after => {
+                (metadata.items, metadata.roots, Some(metadata.context.into_owned()))
+            }
+            _ => (RoaringBitmap::new(), Vec::new(), None),
         };
+
+        self.report(MainStep::RetrievingItems, None);
+        let plan = self.plan(wtxn, &built, &roots, context, split_after, seed)?;
         self.check_cancel()?;
 
         self.report(MainStep::RemovingOldTrees, None);
         db.delete(wtxn, &Key::version(index))?;
         db.delete(wtxn, &Key::metadata(index))?;
-        store::delete_mode(db, wtxn, index, NodeMode::Tree)?;
+        let mut ids = if plan.fresh {
+            store::delete_mode(db, wtxn, index, NodeMode::Tree)?;
+            IdAllocator::new(&RoaringBitmap::new(), 0)
+        } else {
+            let mut freed = plan.dropped;
+            for patch in plan.updated.iter().flatten() {
+                freed |= &patch.freed;
+            }
+            for id in &freed {
+                db.delete(wtxn, &Key::tree(index, id))?;
+            }
+            IdAllocator::new(&freed, plan.next_id)
+        };
         store::delete_mode(db, wtxn, index, NodeMode::Updated)?;
 
-        let roots = self.write_nodes(wtxn, trees)?;
+        let total = (plan.updated.len() + plan.grown.len()) as u64;
+        let mut new_roots = Vec::with_capacity(total as usize);
+        for (root, patch) in plan.kept.iter().zip(plan.updated) {
+            self.check_cancel()?;
+            self.report(MainStep::WritingNodes, Some(SubStep { unit: "trees", done: new_roots.len() as u64, total }));
+            new_roots.push(match patch {
+                Some(patch) => write_patch::<D>(db, wtxn, index, patch, &mut ids)?,
+                None => *root,
+            });
+        }
+        for patch in plan.grown {
+            self.check_cancel()?;
+            self.report(MainStep::WritingNodes, Some(SubStep { unit: "trees", done: new_roots.len() as u64, total }));
+            new_roots.push(write_patch::<D>(db, wtxn, index, patch, &mut ids)?);
+        }
 
         self.report(MainStep::WritingMetadata, None);
         let metadata = Metadata {
             // Checked by `check_dimensions` above.
             dimensions: dimensions as u32,
             split_after: u32::try_from(split_after).unwrap_or(u32::MAX),
-            roots,
+            roots: new_roots,
             distance: Cow::Borrowed(D::NAME),
-            items,
+            context: Cow::Borrowed(bytemuck::bytes_of(&plan.context)),
+            items: plan.items,
         };
         let mut bytes = Vec::new();
         metadata.encode_into(&mut bytes);
@@ -218,58 +258,145 @@ impl<'a, D: Distance, R: Rng + SeedableRng> Builder<'a, D, R> {
         Ok(())
     }
 
-    fn grow_trees(&self, shared: &GrowContext<'_, '_, D>, n_trees: usize) -> Result<Vec<TreeNodes>> {
+    /// Steps 1 to 3: everything that only reads the transaction.
+    fn plan(
+        &self,
+        wtxn: &RwTxn,
+        built: &RoaringBitmap,
+        roots: &[u32],
+        context: Option<Vec<u8>>,
+        split_after: usize,
+        seed: u64,
+    ) -> Result<Plan<D>> {
+        let writer = self.writer;
+        let (db, index, dimensions) = (writer.db, writer.index, writer.dimensions);
+        let rtxn: &RoTxn = wtxn;
+        let changes = Changes::<D>::read(db, rtxn, index, dimensions, built)?;
+        let n_trees = self.n_trees.unwrap_or_else(|| default_n_trees(changes.items.len(), dimensions));
+        let kept = &roots[roots.len().saturating_sub(n_trees)..];
+        let fresh = kept.is_empty();
+        let n_grown = n_trees - kept.len();
+        info!(
+            index,
+            items = changes.items.len(),
+            changed = changes.updated.len(),
+            kept = kept.len(),
+            n_grown,
+            "building"
+        );
+
+        let frozen = match n_grown {
+            0 => None,
+            _ => Some(FrozenItems::<D>::read(db, rtxn, index, dimensions)?),
+        };
+        let context = match (&frozen, context) {
+            (Some(frozen), _) if fresh => D::context(frozen.leaves.iter().copied()),
+            (_, Some(bytes)) => bytemuck::try_pod_read_unaligned(&bytes)
+                .map_err(|_| Error::corrupted(Key::metadata(index), "the build context does not decode"))?,
+            (_, None) => return Err(Error::corrupted(Key::metadata(index), "the build context is missing")),
+        };
+        let params = GrowParams { context, split_after, cancel: &*self.cancel };
+
+        self.report(MainStep::UpdatingTrees, Some(SubStep { unit: "trees", done: 0, total: kept.len() as u64 }));
+        let node_limit = 2 * (built.len() + changes.inserted.len() as u64) + 1;
+        let cx = UpdateContext {
+            params: &params,
+            changes: &changes,
+            db,
+            index,
+            dimensions,
+            tmpdir: writer.tmpdir.as_deref(),
+            seed,
+            node_limit,
+        };
+        let mut updated = Vec::with_capacity(kept.len());
+        if changes.is_empty() {
+            updated.resize_with(kept.len(), || None);
+        } else {
+            for (batch, roots) in kept.chunks(UPDATE_BATCH).enumerate() {
+                let txns = roots.iter().map(|_| wtxn.nested_read_txn()).collect::<heed::Result<Vec<_>>>()?;
+                let first = (batch * UPDATE_BATCH) as u64;
+                let patches: Vec<TreePatch> = roots
+                    .par_iter()
+                    .zip(txns)
+                    .enumerate()
+                    .map(|(i, (&root, rtxn))| update_tree(&cx, &rtxn, root, first + i as u64))
+                    .collect::<Result<_>>()?;
+                updated.extend(patches.into_iter().map(Some));
+                let done = updated.len() as u64;
+                self.report(MainStep::UpdatingTrees, Some(SubStep { unit: "trees", done, total: kept.len() as u64 }));
+            }
+        }
+
+        let grown = match &frozen {
+            Some(frozen) => self.grow_trees(&params, frozen, seed, kept.len(), n_grown)?,
+            None => Vec::new(),
+        };
+        let mut dropped = RoaringBitmap::new();
+        if !fresh {
+            for &root in &roots[..roots.len() - kept.len()] {
+                dropped.extend(subtree::<D>(db, rtxn, index, root, node_limit)?.1);
+            }
+        }
+        let next_id = store::last_id(db, rtxn, index, NodeMode::Tree)?.map_or(0, |id| u64::from(id) + 1);
+        let items = match &frozen {
+            Some(frozen) if fresh => RoaringBitmap::from_sorted_iter(frozen.ids.iter().copied())
+                .map_err(|_| Error::corrupted(Key::item(index, 0), "item keys out of order"))?,
+            _ => changes.items,
+        };
+        Ok(Plan { fresh, kept: kept.to_vec(), updated, grown, dropped, next_id, items, context })
+    }
+
+    /// Grows `n_trees` new trees, numbered from `first`, in parallel.
+    fn grow_trees(
+        &self,
+        params: &GrowParams<'_, D>,
+        frozen: &FrozenItems<'_, D>,
+        seed: u64,
+        first: usize,
+        n_trees: usize,
+    ) -> Result<Vec<TreePatch>> {
         self.report(MainStep::GrowingTrees, Some(SubStep { unit: "trees", done: 0, total: n_trees as u64 }));
-        let per_tree = shared.frozen.len().saturating_mul(8).max(1);
+        let per_tree = frozen.len().saturating_mul(8).max(1);
         let batch = match self.available_memory {
             Some(bytes) => (bytes / per_tree).clamp(1, n_trees.max(1)),
             None => n_trees.max(1),
         };
+        let tmpdir = self.writer.tmpdir.as_deref();
         let mut trees = Vec::with_capacity(n_trees);
-        let all: Vec<u64> = (0..n_trees as u64).collect();
-        for chunk in all.chunks(batch) {
-            let grown: Vec<TreeNodes> = chunk.par_iter().map(|&tree| grow_tree(shared, tree)).collect::<Result<_>>()?;
+        let numbers: Vec<u64> = (first as u64..(first + n_trees) as u64).collect();
+        for chunk in numbers.chunks(batch) {
+            let grown: Vec<TreePatch> = chunk
+                .par_iter()
+                .map(|&tree| {
+                    let mut nodes = TmpNodes::new(tmpdir);
+                    let root = grow(params, frozen, &mut tree_rng(seed, tree), &mut nodes)?;
+                    Ok(TreePatch::new(NodeRef::New(root), nodes))
+                })
+                .collect::<Result<_>>()?;
             trees.extend(grown);
             let done = trees.len() as u64;
             self.report(MainStep::GrowingTrees, Some(SubStep { unit: "trees", done, total: n_trees as u64 }));
         }
         Ok(trees)
     }
+}
 
-    /// Copies every tree into LMDB, tree after tree, giving each a base id;
-    /// returns the roots.
-    fn write_nodes(&self, wtxn: &mut RwTxn, trees: Vec<TreeNodes>) -> Result<Vec<u32>> {
-        let (db, index) = (self.writer.db, self.writer.index);
-        let total: usize = trees.iter().map(TreeNodes::len).sum();
-        let total = u32::try_from(total).map_err(|_| Error::TooManyNodes)?;
-        let mut roots = Vec::with_capacity(trees.len());
-        let mut base = 0u32;
-        let mut scratch = Vec::new();
-        for (tree, mut nodes) in trees.into_iter().enumerate() {
-            self.check_cancel()?;
-            self.report(
-                MainStep::WritingNodes,
-                Some(SubStep { unit: "nodes", done: base.into(), total: total.into() }),
-            );
-            let bytes = nodes.read()?;
-            for (local, encoded) in (0u32..).zip(nodes.nodes(&bytes)) {
-                let key = Key::tree(index, base + local);
-                let value = match Node::<D>::decode(encoded).map_err(|e| Error::corrupted(key, e))? {
-                    Node::SplitPlaneNormal(mut split) => {
-                        split.left += base;
-                        split.right += base;
-                        scratch.clear();
-                        Node::<D>::SplitPlaneNormal(split).encode_into(&mut scratch);
-                        &scratch[..]
-                    }
-                    _ => encoded,
-                };
-                db.put(wtxn, &key, value)?;
-            }
-            roots.push(base + nodes.root);
-            debug!(tree, nodes = nodes.len(), "tree written");
-            base += nodes.len() as u32;
-        }
-        Ok(roots)
-    }
+/// What a build will write, decided while only reading.
+struct Plan<D: Distance> {
+    /// No tree is kept: the tree range is cleared and ids start at 0.
+    fresh: bool,
+    /// The roots of the kept trees, oldest first.
+    kept: Vec<u32>,
+    /// The patch of each kept tree, `None` when no change touched it.
+    updated: Vec<Option<TreePatch>>,
+    /// The new trees.
+    grown: Vec<TreePatch>,
+    /// The nodes of the trees dropped.
+    dropped: RoaringBitmap,
+    /// The first node id never used.
+    next_id: u64,
+    /// The items after the build.
+    items: RoaringBitmap,
+    context: D::Context,
 }

@@ -12,26 +12,34 @@ use crate::error::Error;
 use crate::node::Node;
 use crate::{Distance, Result};
 
-/// The node file of a tree being grown.
+/// The node file of a tree being grown. The file is created by the first
+/// node written: most tree updates write none.
 pub(crate) struct TmpNodes {
-    file: BufWriter<File>,
+    file: Option<BufWriter<File>>,
     lens: Vec<u32>,
     scratch: Vec<u8>,
     dir: Option<PathBuf>,
 }
 
 impl TmpNodes {
-    /// A new anonymous file in `dir`, or in the system's temporary directory.
-    pub fn new(dir: Option<&Path>) -> Result<TmpNodes> {
-        let file = match dir {
-            Some(dir) => tempfile::tempfile_in(dir),
-            None => tempfile::tempfile(),
+    /// Nodes to be written to an anonymous file in `dir`, or in the system's
+    /// temporary directory.
+    pub fn new(dir: Option<&Path>) -> TmpNodes {
+        TmpNodes { file: None, lens: Vec::new(), scratch: Vec::new(), dir: dir.map(Path::to_path_buf) }
+    }
+
+    fn file(&mut self) -> Result<&mut BufWriter<File>> {
+        let file = match self.file.take() {
+            Some(file) => file,
+            None => {
+                let file = match &self.dir {
+                    Some(dir) => tempfile::tempfile_in(dir),
+                    None => tempfile::tempfile(),
+                };
+                BufWriter::new(file.map_err(|source| Error::TempFile { dir: self.dir.clone(), source })?)
+            }
         };
-        let dir = dir.map(Path::to_path_buf);
-        match file {
-            Ok(file) => Ok(TmpNodes { file: BufWriter::new(file), lens: Vec::new(), scratch: Vec::new(), dir }),
-            Err(source) => Err(Error::TempFile { dir, source }),
-        }
+        Ok(self.file.insert(file))
     }
 
     fn io_error(&self, source: std::io::Error) -> Error {
@@ -47,18 +55,21 @@ impl TmpNodes {
         let len =
             u32::try_from(self.scratch.len()).map_err(|_| self.io_error(std::io::ErrorKind::FileTooLarge.into()))?;
         let id = u32::try_from(self.lens.len()).map_err(|_| self.io_error(std::io::ErrorKind::FileTooLarge.into()))?;
-        if let Err(e) = self.file.write_all(&self.scratch) {
+        let scratch = std::mem::take(&mut self.scratch);
+        let written = self.file()?.write_all(&scratch);
+        self.scratch = scratch;
+        if let Err(e) = written {
             return Err(self.io_error(e));
         }
         self.lens.push(len);
         Ok(id)
     }
 
-    /// Flushes the file; `root` is the local id of the tree's root.
-    pub fn finish(self, root: u32) -> Result<TreeNodes> {
+    /// Flushes the file.
+    pub fn finish(self) -> Result<TreeNodes> {
         let TmpNodes { file, lens, dir, .. } = self;
-        match file.into_inner() {
-            Ok(file) => Ok(TreeNodes { file, lens, root, dir }),
+        match file.map(BufWriter::into_inner).transpose() {
+            Ok(file) => Ok(TreeNodes { file, lens, dir }),
             Err(e) => Err(Error::TempFile { dir, source: e.into_error() }),
         }
     }
@@ -66,23 +77,17 @@ impl TmpNodes {
 
 /// The finished node file of one tree.
 pub(crate) struct TreeNodes {
-    file: File,
+    file: Option<File>,
     lens: Vec<u32>,
-    /// The local id of the root.
-    pub root: u32,
     dir: Option<PathBuf>,
 }
 
 impl TreeNodes {
-    /// The number of nodes.
-    pub fn len(&self) -> usize {
-        self.lens.len()
-    }
-
     /// Reads the whole file back; iterate its nodes with [`TreeNodes::nodes`].
     pub fn read(&mut self) -> Result<Vec<u8>> {
         let mut bytes = Vec::new();
-        let read = self.file.seek(SeekFrom::Start(0)).and_then(|_| self.file.read_to_end(&mut bytes));
+        let Some(file) = &mut self.file else { return Ok(bytes) };
+        let read = file.seek(SeekFrom::Start(0)).and_then(|_| file.read_to_end(&mut bytes));
         match read {
             Ok(_) => Ok(bytes),
             Err(source) => Err(Error::TempFile { dir: self.dir.clone(), source }),

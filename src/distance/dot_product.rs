@@ -1,3 +1,5 @@
+use bytemuck::{Pod, Zeroable};
+
 use super::cosine::NormHeader;
 use super::{Distance, sealed, unit_difference};
 use crate::kernels;
@@ -16,9 +18,13 @@ use crate::vector::UnalignedF32;
 #[derive(Debug, Clone, Copy)]
 pub enum DotProduct {}
 
-/// The build context of [`DotProduct`]: the largest norm of the index.
+/// The build context of [`DotProduct`]: the largest norm of the index when
+/// its forest was first grown. Items added later with a larger norm get a
+/// zero extra coordinate; a full rebuild (`clear`, or a new `split_after`)
+/// measures the norm again.
 #[doc(hidden)]
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+#[repr(transparent)]
 pub struct MaxNorm(f32);
 
 fn extra_coordinate(leaf: &Leaf<'_, DotProduct>, MaxNorm(max): MaxNorm) -> f32 {

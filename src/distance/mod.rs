@@ -40,9 +40,11 @@ pub trait Distance: sealed::Sealed + Send + Sync + Sized + Copy + fmt::Debug + '
     #[doc(hidden)]
     type Header: Pod + fmt::Debug + PartialEq + Send + Sync;
 
-    /// Data computed once over all the items before the trees grow.
+    /// Data computed over all the items when the forest is first grown,
+    /// stored in the metadata and reused by incremental builds, so that an
+    /// item always descends the trees the same way.
     #[doc(hidden)]
-    type Context: Copy + fmt::Debug + Send + Sync;
+    type Context: Pod + fmt::Debug + Send + Sync;
 
     /// Computes the header of a new vector.
     #[doc(hidden)]

@@ -32,6 +32,14 @@ pub struct Stats {
     pub trees: Vec<TreeStats>,
 }
 
+/// A node as [`Reader::check`] remembers it: a split's children with the
+/// counts it stores, or a bucket's size.
+#[derive(Clone, Copy)]
+enum Walked {
+    Split([(u32, u32); 2]),
+    Bucket(u64),
+}
+
 /// What a walk does at each node.
 trait Visit {
     fn node(&mut self, key: Key, depth: usize, node: &Node<'_, impl Distance>) -> Result<()>;
@@ -96,15 +104,19 @@ impl<D: Distance> Reader<'_, D> {
 
     /// Verifies the whole index and returns the first problem found: every
     /// tree node exists and decodes, no node is reached twice, each tree
-    /// holds every item exactly once, split normals have the index's
-    /// dimensions, every item has a vector of the right length, and there is
-    /// no stray node or item.
+    /// holds every built item exactly once, split counts match the items
+    /// under them, split normals have the index's dimensions, every item has
+    /// a vector of the right length, every change since the last build kept
+    /// the vector the trees placed its item with, and there is no stray node
+    /// or item.
     pub fn check(&self, rtxn: &RoTxn) -> Result<()> {
         struct Structure<'a> {
             dimensions: usize,
             items: &'a RoaringBitmap,
             reached: RoaringBitmap,
             in_tree: RoaringBitmap,
+            /// The nodes of the current tree in walk order.
+            order: Vec<(Key, Walked)>,
         }
         impl Visit for Structure<'_> {
             fn node(&mut self, key: Key, _depth: usize, node: &Node<'_, impl Distance>) -> Result<()> {
@@ -113,6 +125,8 @@ impl<D: Distance> Reader<'_, D> {
                 }
                 match node {
                     Node::SplitPlaneNormal(split) => {
+                        let children = [(split.left, split.left_count), (split.right, split.right_count)];
+                        self.order.push((key, Walked::Split(children)));
                         let len = split.normal.len();
                         if len != 0 && len != self.dimensions {
                             let reason =
@@ -128,6 +142,7 @@ impl<D: Distance> Reader<'_, D> {
                             return Err(Error::corrupted(key, "an item is in two buckets of one tree"));
                         }
                         self.in_tree |= &*bucket.items;
+                        self.order.push((key, Walked::Bucket(bucket.items.len())));
                     }
                     Node::Leaf(_) => {}
                 }
@@ -141,10 +156,29 @@ impl<D: Distance> Reader<'_, D> {
             items,
             reached: RoaringBitmap::new(),
             in_tree: RoaringBitmap::new(),
+            order: Vec::new(),
         };
         for &root in &self.metadata.roots {
             structure.in_tree.clear();
+            structure.order.clear();
             self.walk(rtxn, root, &mut structure)?;
+            // Children come after their parent in the walk: sum sizes backwards.
+            let mut sizes = std::collections::HashMap::new();
+            for (key, node) in structure.order.iter().rev() {
+                let size = match *node {
+                    Walked::Bucket(size) => size,
+                    Walked::Split(children) => {
+                        for (child, count) in children {
+                            if sizes.get(&child) != Some(&u64::from(count)) {
+                                let reason = format!("the split counts {count} items under node {child}");
+                                return Err(Error::corrupted(*key, reason));
+                            }
+                        }
+                        children.iter().map(|(_, count)| u64::from(*count)).sum()
+                    }
+                };
+                sizes.insert(key.id, size);
+            }
             if structure.in_tree != *items {
                 let missing = items - &structure.in_tree;
                 let reason = format!("the tree misses {} items, among them {:?}", missing.len(), missing.min());
@@ -158,18 +192,23 @@ impl<D: Distance> Reader<'_, D> {
                 return Err(Error::corrupted(key, "no tree reaches this node"));
             }
         }
-        let mut stored = 0u64;
+        let mut stored = RoaringBitmap::new();
         for entry in store::iter_mode(self.db, rtxn, self.index, NodeMode::Item)? {
             let (key, bytes) = entry?;
-            if !items.contains(key.id) {
-                return Err(Error::corrupted(key, "the item is stored but in no tree"));
+            if !items.contains(key.id) && !self.pending.contains(key.id) {
+                return Err(Error::corrupted(key, "the item is stored but in no tree, and not marked as changed"));
             }
             store::decode_leaf::<D>(key, bytes, self.dimensions)?;
-            stored += 1;
+            stored.insert(key.id);
         }
-        if stored != items.len() {
-            let key = Key::metadata(self.index);
-            return Err(Error::corrupted(key, format!("{} items in the trees, {stored} stored", items.len())));
+        if let Some(missing) = (items - &stored - &self.pending).min() {
+            return Err(Error::corrupted(Key::item(self.index, missing), "an item of the trees has no vector"));
+        }
+        for entry in store::iter_mode(self.db, rtxn, self.index, NodeMode::Updated)? {
+            let (key, previous) = entry?;
+            if items.contains(key.id) {
+                store::decode_leaf::<D>(key, previous, self.dimensions)?;
+            }
         }
         Ok(())
     }

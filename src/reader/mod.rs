@@ -18,24 +18,35 @@ use crate::{Database, Distance, ItemId, Result};
 
 /// A built index, read inside the transaction it was opened with.
 ///
-/// Opening reads the format version and the metadata only; the trees and the
-/// vectors are read in place, page by page, as queries need them.
+/// Opening reads the format version, the metadata and the marks of pending
+/// changes; the trees and the vectors are read in place, page by page, as
+/// queries need them.
+///
+/// Reads never wait for a build: with changes pending, the reader answers
+/// from the last build, except that items deleted since are never returned,
+/// and an item whose vector was replaced is ranked by its new vector (it is
+/// found where the trees placed its old one until the next build). Items
+/// added since the last build become visible after the next one.
+/// [`Reader::pending_changes`] lists the changed ids.
 #[derive(Debug)]
 pub struct Reader<'t, D: Distance> {
     db: RawDatabase,
     index: u16,
     dimensions: usize,
     metadata: Metadata<'t>,
+    /// The items a query may return: the built ones not deleted since.
+    visible: RoaringBitmap,
+    /// The ids changed since the last build.
+    pending: RoaringBitmap,
     marker: PhantomData<D>,
 }
 
 impl<'t, D: Distance> Reader<'t, D> {
-    /// Opens `index`, which must have been built with the distance `D` and
-    /// have no change pending.
+    /// Opens `index`, which must have been built with the distance `D`.
     ///
     /// The errors say why not: [`Error::NotBuilt`], [`Error::FormatVersion`],
-    /// [`Error::DistanceMismatch`], [`Error::NeedBuild`] or
-    /// [`Error::Corrupted`].
+    /// [`Error::DistanceMismatch`] or [`Error::Corrupted`]. Changes made
+    /// since the last build do not prevent opening (see [`Reader`]).
     pub fn open(rtxn: &'t RoTxn, index: u16, db: Database<'static, D>) -> Result<Reader<'t, D>> {
         let db = store::raw(db);
         if !store::has_current_version(db, rtxn, index)? {
@@ -51,11 +62,17 @@ impl<'t, D: Distance> Reader<'t, D> {
         if metadata.dimensions == 0 {
             return Err(Error::corrupted(Key::metadata(index), "the index has zero dimensions"));
         }
-        if store::has_mode(db, rtxn, index, NodeMode::Updated)? {
-            return Err(Error::NeedBuild { index });
+        let mut pending = RoaringBitmap::new();
+        let mut visible = metadata.items.clone();
+        for entry in store::iter_mode(db, rtxn, index, NodeMode::Updated)? {
+            let (key, _) = entry?;
+            pending.insert(key.id);
+            if visible.contains(key.id) && db.get(rtxn, &Key::item(index, key.id))?.is_none() {
+                visible.remove(key.id);
+            }
         }
         let dimensions = metadata.dimensions as usize;
-        Ok(Reader { db, index, dimensions, metadata, marker: PhantomData })
+        Ok(Reader { db, index, dimensions, metadata, visible, pending, marker: PhantomData })
     }
 
     /// The index this reader reads.
@@ -73,29 +90,35 @@ impl<'t, D: Distance> Reader<'t, D> {
         self.metadata.roots.len()
     }
 
-    /// The number of items.
+    /// The number of items a query can return.
     pub fn n_items(&self) -> u64 {
-        self.metadata.items.len()
+        self.visible.len()
     }
 
-    /// The ids of the items.
+    /// The ids of the items a query can return.
     pub fn item_ids(&self) -> &RoaringBitmap {
-        &self.metadata.items
+        &self.visible
     }
 
-    /// Whether the index holds no item.
+    /// Whether no query can return anything.
     pub fn is_empty(&self) -> bool {
-        self.metadata.items.is_empty()
+        self.visible.is_empty()
     }
 
-    /// Whether `item` is in the index.
+    /// The ids added, changed or deleted since the last build; empty when
+    /// the reader sees the index exactly as built.
+    pub fn pending_changes(&self) -> &RoaringBitmap {
+        &self.pending
+    }
+
+    /// Whether `item` is one a query can return.
     pub fn contains_item(&self, _rtxn: &RoTxn, item: ItemId) -> Result<bool> {
-        Ok(self.metadata.items.contains(item))
+        Ok(self.visible.contains(item))
     }
 
-    /// The vector of `item`, if it is in the index.
+    /// The vector of `item`, if a query can return it.
     pub fn item_vector(&self, rtxn: &RoTxn, item: ItemId) -> Result<Option<Vec<f32>>> {
-        if !self.metadata.items.contains(item) {
+        if !self.visible.contains(item) {
             return Ok(None);
         }
         match store::leaf::<D>(self.db, rtxn, self.index, item, self.dimensions)? {
@@ -104,9 +127,10 @@ impl<'t, D: Distance> Reader<'t, D> {
         }
     }
 
-    /// Every item with its vector, in id order.
+    /// Every item a query can return, with its vector, in id order.
     pub fn iter<'r>(&self, rtxn: &'r RoTxn) -> Result<ItemIter<'r, D>> {
-        ItemIter::new(self.db, rtxn, self.index, self.dimensions)
+        let iter = ItemIter::new(self.db, rtxn, self.index, self.dimensions)?;
+        Ok(if self.pending.is_empty() { iter } else { iter.only(self.visible.clone()) })
     }
 
     /// A query for the `count` nearest neighbours; see [`QueryBuilder`].
@@ -117,6 +141,6 @@ impl<'t, D: Distance> Reader<'t, D> {
     /// An upper bound on the nodes of a well-formed forest, which bounds every
     /// walk so that a corrupted (cyclic) tree cannot loop.
     fn max_nodes(&self) -> u64 {
-        (2 * self.n_items() + 1) * self.n_trees() as u64
+        (2 * self.metadata.items.len() + 1) * self.n_trees() as u64
     }
 }

@@ -121,7 +121,7 @@ impl<'r, 't, D: Distance> QueryBuilder<'r, 't, D> {
     /// or `None` when `item` is not in the index.
     pub fn by_item(&self, rtxn: &RoTxn, item: ItemId) -> Result<Option<Vec<(ItemId, f32)>>> {
         let reader = self.reader;
-        if !reader.metadata.items.contains(item) {
+        if !reader.visible.contains(item) {
             return Ok(None);
         }
         match store::leaf::<D>(reader.db, rtxn, reader.index, item, reader.dimensions)? {
@@ -135,7 +135,13 @@ impl<'r, 't, D: Distance> QueryBuilder<'r, 't, D> {
         if self.count == 0 || reader.is_empty() {
             return Ok(Vec::new());
         }
-        let filter = self.candidates.map(|candidates| candidates & &reader.metadata.items);
+        // Buckets may hold items deleted since the last build: with any
+        // pending deletion, the visible items filter every bucket.
+        let filter = match self.candidates {
+            Some(candidates) => Some(candidates & &reader.visible),
+            None if reader.visible.len() != reader.metadata.items.len() => Some(reader.visible.clone()),
+            None => None,
+        };
         if let Some(filter) = &filter {
             let exact_below = self.exact_below_count.max((self.exact_below_ratio * reader.n_items() as f64) as u64);
             if filter.len() <= exact_below {
