@@ -49,12 +49,19 @@
 //! # The model
 //!
 //! - **Items** are `(ItemId, Vec<f32>)` pairs, added with [`Writer::add_item`]
-//!   and deleted with [`Writer::del_item`]. They become searchable after
-//!   [`Builder::build`], inside the same write transaction.
+//!   and deleted with [`Writer::del_item`]. Added items become searchable
+//!   after [`Builder::build`], inside the same write transaction; deleted
+//!   ones disappear from answers at once.
 //! - **Trees** split the items recursively by hyperplanes chosen with
 //!   two-means until a node holds at most `split_after` items (a bucket).
 //!   Each tree is grown from its own random stream, so the same seed gives
 //!   the same bytes whatever the number of threads.
+//! - **Incremental builds.** After the first build, a build updates the
+//!   existing trees for what changed since: work proportional to the changes
+//!   and the paths they take, not to the index. Buckets that overflow are
+//!   split, splits that empty collapse, lopsided splits are regrown.
+//! - **Reads never stop.** [`Reader::open`] works while changes are pending
+//!   and answers from the last build (see [`Reader`]).
 //! - **Queries** ([`Reader::nns`]) descend all trees at once, best side
 //!   first, gather `search_k` candidates from the buckets they reach and rank
 //!   them by exact distance. `candidates` restricts the answer to a bitmap of
