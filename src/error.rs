@@ -110,6 +110,14 @@ pub enum Error {
     #[error("the build was cancelled; abort the transaction to keep the last built index")]
     BuildCancelled,
 
+    /// A build worker (or the `cancel` callback) panicked; nothing was
+    /// written.
+    #[error("a build worker panicked: {message}; abort the transaction to keep the last built index")]
+    BuildPanicked {
+        /// The panic message.
+        message: String,
+    },
+
     /// A temporary file for tree nodes could not be created or written.
     #[error("temporary node file in {dir:?}: {source}")]
     TempFile {

@@ -24,6 +24,11 @@ impl Vectors {
     pub fn get(&self, i: usize) -> &[f32] {
         &self.values[i * self.dimensions..(i + 1) * self.dimensions]
     }
+
+    /// The first `n` vectors.
+    pub fn clone_prefix(&self, n: usize) -> Vectors {
+        Vectors { dimensions: self.dimensions, values: self.values[..n * self.dimensions].to_vec() }
+    }
 }
 
 /// Base vectors, queries and, when known, the exact neighbours of each query.

@@ -158,8 +158,10 @@ impl<'a, D: Distance, R: Rng + SeedableRng> Builder<'a, D, R> {
         self
     }
 
-    fn report(&self, main: MainStep, sub: Option<SubStep>) {
+    /// Reports a step (or progress inside one), then polls `cancel`.
+    fn step(&self, main: MainStep, sub: Option<SubStep>) -> Result<()> {
         (self.progress)(WriterProgress { main, sub });
+        self.check_cancel()
     }
 
     fn check_cancel(&self) -> Result<()> {
@@ -173,8 +175,14 @@ impl<'a, D: Distance, R: Rng + SeedableRng> Builder<'a, D, R> {
     /// that `n_trees` asks for in addition, and drop the oldest trees when it
     /// asks for fewer; a new `split_after` regrows the whole forest.
     ///
-    /// On error, abort the transaction: the committed index is untouched.
+    /// On error, abort the transaction: the committed index is untouched. A
+    /// panic in a build worker or in a callback is returned as
+    /// [`Error::BuildPanicked`].
     pub fn build(&mut self, wtxn: &mut RwTxn) -> Result<()> {
+        catch_panics(|| self.build_unguarded(wtxn))
+    }
+
+    fn build_unguarded(&mut self, wtxn: &mut RwTxn) -> Result<()> {
         let writer = self.writer;
         writer.check_dimensions()?;
         let (db, index, dimensions) = (writer.db, writer.index, writer.dimensions);
@@ -203,11 +211,10 @@ impl<'a, D: Distance, R: Rng + SeedableRng> Builder<'a, D, R> {
             _ => (RoaringBitmap::new(), Vec::new(), None),
         };
 
-        self.report(MainStep::RetrievingItems, None);
+        self.step(MainStep::RetrievingItems, None)?;
         let plan = self.plan(wtxn, &built, &roots, context, split_after, seed)?;
-        self.check_cancel()?;
 
-        self.report(MainStep::RemovingOldTrees, None);
+        self.step(MainStep::RemovingOldTrees, None)?;
         db.delete(wtxn, &Key::version(index))?;
         db.delete(wtxn, &Key::metadata(index))?;
         let mut ids = if plan.fresh {
@@ -228,20 +235,18 @@ impl<'a, D: Distance, R: Rng + SeedableRng> Builder<'a, D, R> {
         let total = (plan.updated.len() + plan.grown.len()) as u64;
         let mut new_roots = Vec::with_capacity(total as usize);
         for (root, patch) in plan.kept.iter().zip(plan.updated) {
-            self.check_cancel()?;
-            self.report(MainStep::WritingNodes, Some(SubStep { unit: "trees", done: new_roots.len() as u64, total }));
+            self.step(MainStep::WritingNodes, Some(SubStep { unit: "trees", done: new_roots.len() as u64, total }))?;
             new_roots.push(match patch {
                 Some(patch) => write_patch::<D>(db, wtxn, index, patch, &mut ids)?,
                 None => *root,
             });
         }
         for patch in plan.grown {
-            self.check_cancel()?;
-            self.report(MainStep::WritingNodes, Some(SubStep { unit: "trees", done: new_roots.len() as u64, total }));
+            self.step(MainStep::WritingNodes, Some(SubStep { unit: "trees", done: new_roots.len() as u64, total }))?;
             new_roots.push(write_patch::<D>(db, wtxn, index, patch, &mut ids)?);
         }
 
-        self.report(MainStep::WritingMetadata, None);
+        self.step(MainStep::WritingMetadata, None)?;
         let metadata = Metadata {
             // Checked by `check_dimensions` above.
             dimensions: dimensions as u32,
@@ -297,7 +302,7 @@ impl<'a, D: Distance, R: Rng + SeedableRng> Builder<'a, D, R> {
         };
         let params = GrowParams { context, split_after, cancel: &*self.cancel };
 
-        self.report(MainStep::UpdatingTrees, Some(SubStep { unit: "trees", done: 0, total: kept.len() as u64 }));
+        self.step(MainStep::UpdatingTrees, Some(SubStep { unit: "trees", done: 0, total: kept.len() as u64 }))?;
         let node_limit = 2 * (built.len() + changes.inserted.len() as u64) + 1;
         let cx = UpdateContext {
             params: &params,
@@ -324,7 +329,7 @@ impl<'a, D: Distance, R: Rng + SeedableRng> Builder<'a, D, R> {
                     .collect::<Result<_>>()?;
                 updated.extend(patches.into_iter().map(Some));
                 let done = updated.len() as u64;
-                self.report(MainStep::UpdatingTrees, Some(SubStep { unit: "trees", done, total: kept.len() as u64 }));
+                self.step(MainStep::UpdatingTrees, Some(SubStep { unit: "trees", done, total: kept.len() as u64 }))?;
             }
         }
 
@@ -356,7 +361,7 @@ impl<'a, D: Distance, R: Rng + SeedableRng> Builder<'a, D, R> {
         first: usize,
         n_trees: usize,
     ) -> Result<Vec<TreePatch>> {
-        self.report(MainStep::GrowingTrees, Some(SubStep { unit: "trees", done: 0, total: n_trees as u64 }));
+        self.step(MainStep::GrowingTrees, Some(SubStep { unit: "trees", done: 0, total: n_trees as u64 }))?;
         let per_tree = frozen.len().saturating_mul(8).max(1);
         let batch = match self.available_memory {
             Some(bytes) => (bytes / per_tree).clamp(1, n_trees.max(1)),
@@ -376,10 +381,23 @@ impl<'a, D: Distance, R: Rng + SeedableRng> Builder<'a, D, R> {
                 .collect::<Result<_>>()?;
             trees.extend(grown);
             let done = trees.len() as u64;
-            self.report(MainStep::GrowingTrees, Some(SubStep { unit: "trees", done, total: n_trees as u64 }));
+            self.step(MainStep::GrowingTrees, Some(SubStep { unit: "trees", done, total: n_trees as u64 }))?;
         }
         Ok(trees)
     }
+}
+
+/// Runs `f`, turning a panic (in a rayon worker, or in a callback) into
+/// [`Error::BuildPanicked`].
+fn catch_panics<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|payload| {
+        let message = match (payload.downcast_ref::<&str>(), payload.downcast_ref::<String>()) {
+            (Some(message), _) => message.to_string(),
+            (_, Some(message)) => message.clone(),
+            _ => "a panic without a message".to_string(),
+        };
+        Err(Error::BuildPanicked { message })
+    })
 }
 
 /// What a build will write, decided while only reading.

@@ -51,8 +51,18 @@ impl TestEnv {
     pub fn reopen(self, map_size: usize) -> TestEnv {
         let TestEnv { env, dir } = self;
         env.prepare_for_closing().wait();
+        TestEnv::from_dir(dir, map_size)
+    }
+
+    /// Opens the environment in `dir`.
+    pub fn from_dir(dir: TempDir, map_size: usize) -> TestEnv {
         let env = open(&dir, map_size);
         TestEnv { env, dir }
+    }
+
+    /// Wraps an environment opened elsewhere (its directory is not removed).
+    pub fn from_env(env: Env<WithTls>) -> TestEnv {
+        TestEnv { env, dir: tempfile::tempdir().unwrap() }
     }
 
     /// Every key and value of the environment's unnamed database.
