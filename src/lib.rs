@@ -96,6 +96,10 @@ mod vector;
 mod version;
 mod writer;
 
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
+
 #[doc = include_str!("format.md")]
 pub mod format {}
 

@@ -103,10 +103,7 @@ impl<'a> Metadata<'a> {
         let distance = std::str::from_utf8(name).map_err(|_| MetadataError::DistanceName)?;
         let len = cursor.take(1, "build context length")?[0] as usize;
         let context = cursor.take(len, "build context")?;
-        let items = RoaringBitmap::deserialize_from(cursor.0).map_err(|e| MetadataError::Bitmap(e.to_string()))?;
-        if items.serialized_size() != cursor.0.len() {
-            return Err(MetadataError::Bitmap("trailing bytes".into()));
-        }
+        let items = crate::node::decode_bitmap(cursor.0).map_err(MetadataError::Bitmap)?;
         let (distance, context) = (Cow::Borrowed(distance), Cow::Borrowed(context));
         Ok(Metadata { dimensions, split_after, roots, distance, context, items })
     }
@@ -117,6 +114,16 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+
+    /// Found by the metadata_codec fuzzer: an item bitmap with run containers.
+    #[test]
+    fn run_container_bitmaps_are_refused() {
+        let bytes = [
+            0x00, 0x30, 0x38, 0x29, 0x00, 0x00, 0x05, 0x3c, 0x00, 0x00, 0x00, 0x00, 0x02, 0x00, 0x00, 0x00, 0x3b, 0x30,
+            0x00, 0x00, 0x3b, 0x25, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x27, 0x02,
+        ];
+        assert!(matches!(Metadata::decode(&bytes), Err(MetadataError::Bitmap(_))));
+    }
 
     proptest! {
         #[test]

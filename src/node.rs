@@ -186,13 +186,7 @@ impl<'a, D: Distance> Node<'a, D> {
                 Ok(Node::Leaf(Leaf { header, vector: UnalignedF32::from_bytes(vector)? }))
             }
             DESCENDANTS_TAG => {
-                let items = RoaringBitmap::deserialize_from(payload).map_err(|e| NodeError::Bitmap(e.to_string()))?;
-                if items.serialized_size() != payload.len() {
-                    return Err(NodeError::Bitmap(format!(
-                        "{} trailing bytes",
-                        payload.len().saturating_sub(items.serialized_size())
-                    )));
-                }
+                let items = decode_bitmap(payload).map_err(NodeError::Bitmap)?;
                 Ok(Node::Descendants(Descendants { items: Cow::Owned(items) }))
             }
             SPLIT_PLANE_NORMAL_TAG => {
@@ -224,6 +218,25 @@ impl<'a, D: Distance> Node<'a, D> {
             Node::Leaf(leaf) => Ok(leaf),
             other => Err(NodeError::UnexpectedKind { expected: "a leaf", found: other.kind() }),
         }
+    }
+}
+
+/// The roaring cookie of a serialization with run containers, which
+/// spinney never writes.
+const RUN_CONTAINER_COOKIE: u16 = 12347;
+
+/// Decodes a whole roaring bitmap, refusing run containers (the encoder never
+/// writes them) and trailing bytes.
+pub(crate) fn decode_bitmap(bytes: &[u8]) -> Result<RoaringBitmap, String> {
+    if let [a, b, ..] = *bytes {
+        if u16::from_le_bytes([a, b]) == RUN_CONTAINER_COOKIE {
+            return Err("run containers are not part of the format".into());
+        }
+    }
+    let items = RoaringBitmap::deserialize_from(bytes).map_err(|e| e.to_string())?;
+    match bytes.len().checked_sub(items.serialized_size()) {
+        Some(0) => Ok(items),
+        _ => Err(format!("{} bytes for a bitmap of {}", bytes.len(), items.serialized_size())),
     }
 }
 
@@ -300,6 +313,17 @@ mod tests {
             let _ = Node::<Cosine>::decode(&bytes);
             let _ = Node::<Euclidean>::decode(&bytes);
         }
+    }
+
+    /// Found by the node_codec fuzzer: roaring 0.10 decodes this
+    /// run-container bitmap, but its re-encoding does not decode.
+    #[test]
+    fn run_container_bitmaps_are_refused() {
+        let bytes = [
+            0x01, 0x3b, 0x30, 0x01, 0x00, 0x3b, 0x30, 0x04, 0x02, 0x00, 0x00, 0x32, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00,
+            0x00, 0x0d, 0x32, 0xf8, 0xf8, 0x25, 0x00,
+        ];
+        assert!(matches!(Node::<Euclidean>::decode(&bytes), Err(NodeError::Bitmap(_))));
     }
 
     #[test]

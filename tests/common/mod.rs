@@ -5,6 +5,7 @@
 
 #[path = "../../examples/support/data.rs"]
 pub mod data;
+pub mod model;
 
 use rand::SeedableRng;
 use rand::rngs::StdRng;
