@@ -19,9 +19,14 @@ pub(crate) fn raw<D: Distance>(db: Database<'static, D>) -> RawDatabase {
     db.remap_data_type::<Bytes>()
 }
 
+/// The value under `key`, if any, looked up without allocating the key.
+pub(crate) fn get<'t>(db: RawDatabase, rtxn: &'t RoTxn, key: Key) -> Result<Option<&'t [u8]>> {
+    Ok(db.remap_key_type::<Bytes>().get(rtxn, &key.to_bytes())?)
+}
+
 /// The node under `key`, if any.
 pub(crate) fn node<'t, D: Distance>(db: RawDatabase, rtxn: &'t RoTxn, key: Key) -> Result<Option<Node<'t, D>>> {
-    match db.get(rtxn, &key)? {
+    match get(db, rtxn, key)? {
         Some(bytes) => Node::decode(bytes).map(Some).map_err(|e| Error::corrupted(key, e)),
         None => Ok(None),
     }
@@ -52,7 +57,7 @@ pub(crate) fn leaf<'t, D: Distance>(
     dimensions: usize,
 ) -> Result<Option<Leaf<'t, D>>> {
     let key = Key::item(index, item);
-    match db.get(rtxn, &key)? {
+    match get(db, rtxn, key)? {
         Some(bytes) => decode_leaf(key, bytes, dimensions).map(Some),
         None => Ok(None),
     }
@@ -61,7 +66,7 @@ pub(crate) fn leaf<'t, D: Distance>(
 /// The metadata of `index`, if it was built.
 pub(crate) fn metadata<'t>(db: RawDatabase, rtxn: &'t RoTxn, index: u16) -> Result<Option<Metadata<'t>>> {
     let key = Key::metadata(index);
-    match db.get(rtxn, &key)? {
+    match get(db, rtxn, key)? {
         Some(bytes) => Metadata::decode(bytes).map(Some).map_err(|e| Error::corrupted(key, e)),
         None => Ok(None),
     }
@@ -70,7 +75,7 @@ pub(crate) fn metadata<'t>(db: RawDatabase, rtxn: &'t RoTxn, index: u16) -> Resu
 /// Checks the format version of `index`; `Ok(false)` when there is none.
 pub(crate) fn has_current_version(db: RawDatabase, rtxn: &RoTxn, index: u16) -> Result<bool> {
     let key = Key::version(index);
-    match db.get(rtxn, &key)? {
+    match get(db, rtxn, key)? {
         Some(bytes) => version::check(key, bytes).map(|()| true),
         None => Ok(false),
     }

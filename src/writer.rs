@@ -97,8 +97,8 @@ impl<D: Distance> Writer<D> {
     /// to take it out of the trees without walking them.
     fn mark_updated(&self, wtxn: &mut RwTxn, item: ItemId) -> Result<()> {
         let mark = Key::updated(self.index, item);
-        if self.db.get(wtxn, &mark)?.is_none() {
-            let previous = self.db.get(wtxn, &Key::item(self.index, item))?.map(<[u8]>::to_vec).unwrap_or_default();
+        if store::get(self.db, wtxn, mark)?.is_none() {
+            let previous = store::get(self.db, wtxn, Key::item(self.index, item))?.map(<[u8]>::to_vec).unwrap_or_default();
             self.db.put(wtxn, &mark, &previous)?;
         }
         Ok(())
@@ -109,7 +109,7 @@ impl<D: Distance> Writer<D> {
     pub fn del_item(&self, wtxn: &mut RwTxn, item: ItemId) -> Result<bool> {
         self.check_dimensions()?;
         let key = Key::item(self.index, item);
-        if self.db.get(wtxn, &key)?.is_none() {
+        if store::get(self.db, wtxn, key)?.is_none() {
             return Ok(false);
         }
         self.mark_updated(wtxn, item)?;
@@ -142,7 +142,7 @@ impl<D: Distance> Writer<D> {
     /// Whether `item` is in the index.
     pub fn contains_item(&self, rtxn: &RoTxn, item: ItemId) -> Result<bool> {
         self.check_dimensions()?;
-        Ok(self.db.get(rtxn, &Key::item(self.index, item))?.is_some())
+        Ok(store::get(self.db, rtxn, Key::item(self.index, item))?.is_some())
     }
 
     /// Whether the index holds no item.

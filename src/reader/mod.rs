@@ -67,7 +67,7 @@ impl<'t, D: Distance> Reader<'t, D> {
         for entry in store::iter_mode(db, rtxn, index, NodeMode::Updated)? {
             let (key, _) = entry?;
             pending.insert(key.id);
-            if visible.contains(key.id) && db.get(rtxn, &Key::item(index, key.id))?.is_none() {
+            if visible.contains(key.id) && store::get(db, rtxn, Key::item(index, key.id))?.is_none() {
                 visible.remove(key.id);
             }
         }

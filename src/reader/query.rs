@@ -1,7 +1,8 @@
 //! [`QueryBuilder`]: nearest-neighbour search over the forest.
 
 use std::cmp::Ordering;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::num::NonZeroUsize;
 
 use heed::RoTxn;
@@ -38,6 +39,27 @@ pub struct QueryBuilder<'r, 't, D: Distance> {
     candidates: Option<&'r RoaringBitmap>,
     exact_below_count: u64,
     exact_below_ratio: f64,
+}
+
+/// Hashes item ids by one multiplication (Fibonacci hashing): ids are
+/// integers, and the set is private to one query.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(byte)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+
+    fn write_u32(&mut self, id: u32) {
+        self.0 = u64::from(id).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
 }
 
 /// A node to visit, ordered by how near the query is to its side of the
@@ -155,9 +177,12 @@ impl<'r, 't, D: Distance> QueryBuilder<'r, 't, D> {
 
         let mut queue: BinaryHeap<Pending> =
             reader.metadata.roots.iter().map(|&node| Pending { priority: f32::INFINITY, node }).collect();
-        let mut gathered = RoaringBitmap::new();
+        // Distinct candidates: a hash set rather than bitmap unions, whose
+        // cost grows with the candidates already gathered at every bucket.
+        let mut seen: HashSet<ItemId, BuildHasherDefault<IdHasher>> = HashSet::default();
+        let mut gathered: Vec<ItemId> = Vec::new();
         let mut visits = 0u64;
-        while gathered.len() < search_k {
+        while (gathered.len() as u64) < search_k {
             let Some(Pending { priority, node }) = queue.pop() else { break };
             visits += 1;
             if visits > reader.max_nodes() {
@@ -167,10 +192,13 @@ impl<'r, 't, D: Distance> QueryBuilder<'r, 't, D> {
                 ));
             }
             match store::tree_node::<D>(reader.db, rtxn, reader.index, node)? {
-                Node::Descendants(bucket) => match &filter {
-                    Some(filter) => gathered |= bucket.items.into_owned() & filter,
-                    None => gathered |= &*bucket.items,
-                },
+                Node::Descendants(bucket) => {
+                    for item in bucket.items.iter() {
+                        if filter.as_ref().is_none_or(|filter| filter.contains(item)) && seen.insert(item) {
+                            gathered.push(item);
+                        }
+                    }
+                }
                 Node::SplitPlaneNormal(split) => {
                     let margin =
                         if split.normal.is_empty() { 0.0 } else { D::margin(split.normal, split.offset, &query) };
@@ -182,13 +210,20 @@ impl<'r, 't, D: Distance> QueryBuilder<'r, 't, D> {
                 }
             }
         }
-        self.rank(rtxn, &query, &gathered)
+        // In id order, the look-ups walk LMDB's pages in order.
+        gathered.sort_unstable();
+        self.rank(rtxn, &query, gathered)
     }
 
     /// Scores `items` exactly and keeps the `count` nearest, nearest first.
-    fn rank(&self, rtxn: &RoTxn, query: &Leaf<'_, D>, items: &RoaringBitmap) -> Result<Vec<(ItemId, f32)>> {
+    fn rank(
+        &self,
+        rtxn: &RoTxn,
+        query: &Leaf<'_, D>,
+        items: impl IntoIterator<Item = ItemId>,
+    ) -> Result<Vec<(ItemId, f32)>> {
         let reader = self.reader;
-        let mut scored = Vec::with_capacity(items.len() as usize);
+        let mut scored = Vec::new();
         for item in items {
             let Some(leaf) = store::leaf::<D>(reader.db, rtxn, reader.index, item, reader.dimensions)? else {
                 return Err(Error::corrupted(Key::item(reader.index, item), "an item of the trees has no vector"));
