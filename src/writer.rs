@@ -98,7 +98,8 @@ impl<D: Distance> Writer<D> {
     fn mark_updated(&self, wtxn: &mut RwTxn, item: ItemId) -> Result<()> {
         let mark = Key::updated(self.index, item);
         if store::get(self.db, wtxn, mark)?.is_none() {
-            let previous = store::get(self.db, wtxn, Key::item(self.index, item))?.map(<[u8]>::to_vec).unwrap_or_default();
+            let previous =
+                store::get(self.db, wtxn, Key::item(self.index, item))?.map(<[u8]>::to_vec).unwrap_or_default();
             self.db.put(wtxn, &mark, &previous)?;
         }
         Ok(())

@@ -205,11 +205,12 @@ impl Report {
     /// A paragraph and a Markdown table.
     pub fn print(&self) {
         println!(
-            "{} ({} x {}, {}): {} trees built in {:.2} s; {:.1} MiB on disk ({:.2}x the raw vectors); peak RSS {}",
+            "{} ({} x {}, {}, {} kernels): {} trees built in {:.2} s; {:.1} MiB on disk ({:.2}x the raw vectors); peak RSS {}",
             self.dataset,
             self.n,
             self.dimensions,
             self.metric,
+            spinney::kernel_implementation(),
             self.n_trees,
             self.build.as_secs_f64(),
             self.disk_bytes as f64 / MIB,

@@ -1,0 +1,77 @@
+//! The portable kernels, and the loop every implementation compiles.
+
+use super::Kernels;
+use crate::vector::read_f32;
+
+/// Values per chunk: sixteen independent sums, two AVX registers.
+const LANES: usize = 16;
+const CHUNK: usize = LANES * 4;
+
+/// Folds `term` over the common prefix of two byte vectors: sixteen lanes
+/// over whole chunks, then one sum over the tail, reduced in a fixed order.
+/// `term(sum, x, y)` returns the new sum; `tail` is the same without fusing.
+#[inline(always)]
+pub(super) fn fold(
+    a: &[u8],
+    b: &[u8],
+    term: impl Fn(f32, f32, f32) -> f32,
+    tail_term: impl Fn(f32, f32, f32) -> f32,
+) -> f32 {
+    let len = a.len().min(b.len());
+    let (a, b) = (&a[..len], &b[..len]);
+    let mut sums = [0.0f32; LANES];
+    let chunks_a = a.chunks_exact(CHUNK);
+    let chunks_b = b.chunks_exact(CHUNK);
+    let (tail_a, tail_b) = (chunks_a.remainder(), chunks_b.remainder());
+    for (x, y) in chunks_a.zip(chunks_b) {
+        let x: [f32; LANES] = bytemuck::pod_read_unaligned(x);
+        let y: [f32; LANES] = bytemuck::pod_read_unaligned(y);
+        for lane in 0..LANES {
+            sums[lane] = term(sums[lane], x[lane], y[lane]);
+        }
+    }
+    let mut tail = 0.0;
+    for (x, y) in tail_a.chunks_exact(4).zip(tail_b.chunks_exact(4)) {
+        tail = tail_term(tail, read_f32(x), read_f32(y));
+    }
+    // Pairwise, in a fixed order.
+    let mut width = LANES / 2;
+    while width > 0 {
+        for lane in 0..width {
+            sums[lane] += sums[lane + width];
+        }
+        width /= 2;
+    }
+    sums[0] + tail
+}
+
+#[inline(always)]
+pub(super) fn dot_term(sum: f32, x: f32, y: f32) -> f32 {
+    sum + x * y
+}
+
+#[inline(always)]
+pub(super) fn l2_term(sum: f32, x: f32, y: f32) -> f32 {
+    let d = x - y;
+    sum + d * d
+}
+
+#[inline(always)]
+pub(super) fn l1_term(sum: f32, x: f32, y: f32) -> f32 {
+    sum + (x - y).abs()
+}
+
+fn dot(a: &[u8], b: &[u8]) -> f32 {
+    fold(a, b, dot_term, dot_term)
+}
+
+fn l2_squared(a: &[u8], b: &[u8]) -> f32 {
+    fold(a, b, l2_term, l2_term)
+}
+
+fn l1(a: &[u8], b: &[u8]) -> f32 {
+    fold(a, b, l1_term, l1_term)
+}
+
+/// The portable kernels.
+pub(crate) const KERNELS: Kernels = Kernels { name: "scalar", dot, l2_squared, l1 };
