@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use common::{MIB, TestEnv, build_index, data};
@@ -132,20 +131,7 @@ fn after_damage(
     build_index(&test, db, 0, &set.base, Some(3), 1);
     let mut wtxn = test.env.write_txn().unwrap();
     damage(&mut wtxn, raw(db));
-    let mut errors = Vec::new();
-    match Reader::<Euclidean>::open(&wtxn, 0, db) {
-        Err(err) => errors.push(err),
-        Ok(reader) => {
-            errors.extend(reader.check(&wtxn).err());
-            errors.extend(reader.stats(&wtxn).err());
-            let all = NonZeroUsize::new(1000).unwrap();
-            for q in 0..3 {
-                errors.extend(reader.nns(10).search_k(all).by_vector(&wtxn, set.queries.get(q)).err());
-            }
-            errors.extend(reader.nns(10).by_item(&wtxn, 7).err());
-        }
-    }
-    errors
+    common::read_errors(&wtxn, db, &set, 3)
 }
 
 fn assert_corrupted(errors: &[Error], expected: Key) {

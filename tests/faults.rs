@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use common::{MIB, TestEnv, build_index, data};
@@ -188,18 +187,7 @@ fn random_corruption_never_panics() {
             raw.put(&mut wtxn, &key, &value).unwrap();
             damaged.push(key);
         }
-        let mut errors: Vec<Error> = Vec::new();
-        match Reader::<Euclidean>::open(&wtxn, 0, db) {
-            Err(err) => errors.push(err),
-            Ok(reader) => {
-                errors.extend(reader.check(&wtxn).err());
-                errors.extend(reader.stats(&wtxn).err());
-                let all = NonZeroUsize::new(1000).unwrap();
-                for q in 0..4 {
-                    errors.extend(reader.nns(5).search_k(all).by_vector(&wtxn, set.queries.get(q)).err());
-                }
-            }
-        }
+        let mut errors = common::read_errors(&wtxn, db, &set, 4);
         let writer = Writer::<Euclidean>::new(db, 0, 8);
         let build = (|| {
             writer.del_item(&mut wtxn, 3)?;

@@ -1,4 +1,4 @@
-use super::{Distance, bisecting_plane, sealed};
+use super::{Distance, bisecting_plane, copy_point, offset_margin, sealed};
 use crate::kernels;
 use crate::node::Leaf;
 use crate::vector::UnalignedF32;
@@ -30,8 +30,7 @@ impl Distance for Euclidean {
     }
 
     fn split_point(leaf: &Leaf<'_, Self>, _context: (), out: &mut Vec<f32>) {
-        out.clear();
-        out.extend(leaf.vector.iter());
+        copy_point(leaf.vector, out);
     }
 
     fn plane(p: &[f32], q: &[f32]) -> Option<(Vec<f32>, f32)> {
@@ -39,6 +38,6 @@ impl Distance for Euclidean {
     }
 
     fn margin(normal: UnalignedF32<'_>, offset: f32, query: &Leaf<'_, Self>) -> f32 {
-        kernels::dot(normal, query.vector) + offset
+        offset_margin(normal, offset, query.vector)
     }
 }

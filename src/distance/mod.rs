@@ -84,6 +84,17 @@ pub trait Distance: sealed::Sealed + Send + Sync + Sized + Copy + fmt::Debug + '
     }
 }
 
+/// The split coordinates of the distances that split vectors as they are.
+pub(crate) fn copy_point(vector: UnalignedF32<'_>, out: &mut Vec<f32>) {
+    out.clear();
+    out.extend(vector.iter());
+}
+
+/// The margin to a plane that need not pass through the origin.
+pub(crate) fn offset_margin(normal: UnalignedF32<'_>, offset: f32, vector: UnalignedF32<'_>) -> f32 {
+    crate::kernels::dot(normal, vector) + offset
+}
+
 /// The unit normal along `p - q`, or `None` when they coincide.
 pub(crate) fn unit_difference(p: &[f32], q: &[f32]) -> Option<Vec<f32>> {
     let mut normal: Vec<f32> = p.iter().zip(q).map(|(p, q)| p - q).collect();

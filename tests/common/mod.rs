@@ -116,3 +116,28 @@ pub fn build_index<D: Distance>(
     builder.build(&mut wtxn).unwrap();
     wtxn.commit().unwrap();
 }
+
+/// Everything a reader of index 0 can be asked, collecting the errors:
+/// opening, `check`, `stats`, and unbounded searches for the first `queries`
+/// vectors of `set`.
+pub fn read_errors<D: Distance>(
+    rtxn: &spinney::heed::RoTxn,
+    db: Database<'static, D>,
+    set: &data::Dataset,
+    queries: usize,
+) -> Vec<spinney::Error> {
+    let mut errors = Vec::new();
+    match spinney::Reader::<D>::open(rtxn, 0, db) {
+        Err(err) => errors.push(err),
+        Ok(reader) => {
+            errors.extend(reader.check(rtxn).err());
+            errors.extend(reader.stats(rtxn).err());
+            let all = std::num::NonZeroUsize::new(1000).unwrap();
+            for q in 0..queries {
+                errors.extend(reader.nns(10).search_k(all).by_vector(rtxn, set.queries.get(q)).err());
+            }
+            errors.extend(reader.nns(10).by_item(rtxn, 7).err());
+        }
+    }
+    errors
+}
