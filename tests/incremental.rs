@@ -162,6 +162,25 @@ fn changing_n_trees_adds_trees_or_drops_the_oldest() {
     reader.check(&wtxn).unwrap();
 }
 
+#[test]
+fn a_new_split_after_regrows_the_forest_over_every_item() {
+    let test = TestEnv::new(64 * MIB);
+    let db = test.database::<Euclidean>();
+    let set = data::clustered(2_001, 1, 8, 7);
+    let writer = Writer::<Euclidean>::new(db, 0, 8);
+    let mut wtxn = test.env.write_txn().unwrap();
+    common::add_items(&writer, &mut wtxn, &set.base.clone_prefix(2_000));
+    writer.builder(&mut common::rng(1)).split_after(10).build(&mut wtxn).unwrap();
+    writer.add_item(&mut wtxn, 2_000, set.base.get(2_000)).unwrap();
+    writer.builder(&mut common::rng(2)).split_after(20).build(&mut wtxn).unwrap();
+    let reader = Reader::<Euclidean>::open(&wtxn, 0, db).unwrap();
+    reader.check(&wtxn).unwrap();
+    assert_eq!(reader.n_items(), 2_001);
+    assert_eq!(reader.n_trees(), spinney::default_n_trees(2_001, 8));
+    let stats = reader.stats(&wtxn).unwrap();
+    assert!(stats.trees.iter().all(|tree| tree.largest_bucket <= 20 && tree.largest_bucket > 10), "{stats:?}");
+}
+
 /// Applies the same changes and builds with the same seeds, on a pool of
 /// `threads` threads; returns the database.
 fn churn_with_threads(threads: usize) -> Vec<(Vec<u8>, Vec<u8>)> {

@@ -277,22 +277,23 @@ impl<'a, D: Distance, R: Rng + SeedableRng> Builder<'a, D, R> {
         let (db, index, dimensions) = (writer.db, writer.index, writer.dimensions);
         let rtxn: &RoTxn = wtxn;
         let changes = Changes::<D>::read(db, rtxn, index, dimensions, built)?;
-        let n_trees = self.n_trees.unwrap_or_else(|| default_n_trees(changes.items.len(), dimensions));
+        // Without trees to keep, the forest grows over every stored item
+        // (the marks only list the items changed since the last build).
+        let everything = match roots.is_empty() {
+            true => Some(FrozenItems::<D>::read(db, rtxn, index, dimensions)?),
+            false => None,
+        };
+        let n_items = everything.as_ref().map_or(changes.items.len(), |frozen| frozen.len() as u64);
+        let n_trees = self.n_trees.unwrap_or_else(|| default_n_trees(n_items, dimensions));
         let kept = &roots[roots.len().saturating_sub(n_trees)..];
         let fresh = kept.is_empty();
         let n_grown = n_trees - kept.len();
-        info!(
-            index,
-            items = changes.items.len(),
-            changed = changes.updated.len(),
-            kept = kept.len(),
-            n_grown,
-            "building"
-        );
+        info!(index, items = n_items, changed = changes.updated.len(), kept = kept.len(), n_grown, "building");
 
-        let frozen = match n_grown {
-            0 => None,
-            _ => Some(FrozenItems::<D>::read(db, rtxn, index, dimensions)?),
+        let frozen = match (everything, n_grown) {
+            (Some(frozen), _) => Some(frozen),
+            (None, 0) => None,
+            (None, _) => Some(FrozenItems::<D>::read(db, rtxn, index, dimensions)?),
         };
         let context = match (&frozen, context) {
             (Some(frozen), _) if fresh => D::context(frozen.leaves.iter().copied()),
