@@ -1,11 +1,13 @@
 //! The hot loops: dot product, squared L2 and L1 over unaligned vectors,
 //! with the implementation picked once per process from the CPU's features.
 //!
-//! [`scalar`] is the portable reference, written so that the compiler keeps
-//! sixteen independent sums in vector registers; on x86-64 with AVX2 and FMA
-//! the same loop is compiled for those instructions, with fused
-//! multiply-adds, in [`x86_64`]. Results of the two differ only by rounding
-//! (the proptests below bound it), and both reduce in the same order.
+//! `scalar.rs` is the portable reference: sixteen independent sums over
+//! chunks of sixteen floats, reduced pairwise in a fixed order, plus a plain
+//! sum over the tail. On x86-64 with AVX2 and FMA, `x86_64.rs` does the same
+//! with two 256-bit registers and fused multiply-adds. Results differ only
+//! by the rounding of the fused steps (the proptests below bound it); the
+//! tail is never fused, so vectors shorter than a chunk give the same bits
+//! on every CPU.
 
 pub(crate) mod scalar;
 #[cfg(target_arch = "x86_64")]

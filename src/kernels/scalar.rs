@@ -8,15 +8,10 @@ const LANES: usize = 16;
 const CHUNK: usize = LANES * 4;
 
 /// Folds `term` over the common prefix of two byte vectors: sixteen lanes
-/// over whole chunks, then one sum over the tail, reduced in a fixed order.
-/// `term(sum, x, y)` returns the new sum; `tail` is the same without fusing.
+/// over whole chunks, reduced pairwise in a fixed order, plus one sum over
+/// the tail. `term(sum, x, y)` returns the new sum.
 #[inline(always)]
-pub(super) fn fold(
-    a: &[u8],
-    b: &[u8],
-    term: impl Fn(f32, f32, f32) -> f32,
-    tail_term: impl Fn(f32, f32, f32) -> f32,
-) -> f32 {
+fn fold(a: &[u8], b: &[u8], term: impl Fn(f32, f32, f32) -> f32 + Copy) -> f32 {
     let len = a.len().min(b.len());
     let (a, b) = (&a[..len], &b[..len]);
     let mut sums = [0.0f32; LANES];
@@ -30,10 +25,6 @@ pub(super) fn fold(
             sums[lane] = term(sums[lane], x[lane], y[lane]);
         }
     }
-    let mut tail = 0.0;
-    for (x, y) in tail_a.chunks_exact(4).zip(tail_b.chunks_exact(4)) {
-        tail = tail_term(tail, read_f32(x), read_f32(y));
-    }
     // Pairwise, in a fixed order.
     let mut width = LANES / 2;
     while width > 0 {
@@ -42,7 +33,18 @@ pub(super) fn fold(
         }
         width /= 2;
     }
-    sums[0] + tail
+    sums[0] + tail(tail_a, tail_b, term)
+}
+
+/// One plain sum of `term` over the floats of `a` and `b` (the part after
+/// the whole chunks); every implementation sums its tail this way.
+#[inline(always)]
+pub(super) fn tail(a: &[u8], b: &[u8], term: impl Fn(f32, f32, f32) -> f32) -> f32 {
+    let mut sum = 0.0;
+    for (x, y) in a.chunks_exact(4).zip(b.chunks_exact(4)) {
+        sum = term(sum, read_f32(x), read_f32(y));
+    }
+    sum
 }
 
 #[inline(always)]
@@ -62,15 +64,15 @@ pub(super) fn l1_term(sum: f32, x: f32, y: f32) -> f32 {
 }
 
 fn dot(a: &[u8], b: &[u8]) -> f32 {
-    fold(a, b, dot_term, dot_term)
+    fold(a, b, dot_term)
 }
 
 fn l2_squared(a: &[u8], b: &[u8]) -> f32 {
-    fold(a, b, l2_term, l2_term)
+    fold(a, b, l2_term)
 }
 
 fn l1(a: &[u8], b: &[u8]) -> f32 {
-    fold(a, b, l1_term, l1_term)
+    fold(a, b, l1_term)
 }
 
 /// The portable kernels.
