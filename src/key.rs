@@ -2,7 +2,7 @@
 //!
 //! Big-endian makes LMDB's byte order the logical order, so each
 //! `(index, mode)` pair is one contiguous range that a prefix scan walks, and
-//! the item range of the highest index is the tail of the database.
+//! the tree nodes of the highest index are the tail of the database.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -17,10 +17,10 @@ pub enum NodeMode {
     Metadata = 0,
     /// An empty marker: the item was added, changed or deleted since the last build.
     Updated = 1,
-    /// A tree node: a bucket of item ids or a split plane.
-    Tree = 2,
     /// An item vector (a leaf), shared by all the trees.
-    Item = 3,
+    Item = 2,
+    /// A tree node: a bucket of item ids or a split plane.
+    Tree = 3,
 }
 
 impl NodeMode {
@@ -28,8 +28,8 @@ impl NodeMode {
         match byte {
             0 => Some(NodeMode::Metadata),
             1 => Some(NodeMode::Updated),
-            2 => Some(NodeMode::Tree),
-            3 => Some(NodeMode::Item),
+            2 => Some(NodeMode::Item),
+            3 => Some(NodeMode::Tree),
             _ => None,
         }
     }

@@ -65,7 +65,9 @@ impl<D: Distance> Writer<D> {
     /// Adds `item`, whose id must be greater than every id in the index.
     ///
     /// Faster than [`Writer::add_item`] for loading items in id order: when
-    /// this is the last index of the database, LMDB appends without searching.
+    /// the item would be the last key of the database (the highest index,
+    /// before its first build), LMDB appends without searching and fills
+    /// its pages.
     pub fn append_item(&self, wtxn: &mut RwTxn, item: ItemId, vector: &[f32]) -> Result<()> {
         self.check_vector(vector)?;
         let key = Key::item(self.index, item);

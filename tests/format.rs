@@ -87,7 +87,7 @@ fn default_tree_counts() {
 #[test]
 fn format_page_test_vectors() {
     let key = Key { index: 1, mode: NodeMode::Item, id: 258 };
-    assert_eq!(key.to_bytes(), [0x00, 0x01, 0x03, 0x00, 0x00, 0x01, 0x02]);
+    assert_eq!(key.to_bytes(), [0x00, 0x01, 0x02, 0x00, 0x00, 0x01, 0x02]);
     let test = TestEnv::new(MIB);
     let db = test.database::<Euclidean>();
     let mut wtxn = test.env.write_txn().unwrap();

@@ -42,7 +42,7 @@ use tracing::info;
 use self::changes::Changes;
 use self::frozen::FrozenItems;
 use self::grow::{GrowParams, grow, tree_rng};
-use self::patch::{IdAllocator, NodeRef, TreePatch, write_patch};
+use self::patch::{IdAllocator, NodeRef, NodeWriter, TreePatch, write_patch};
 use self::tmp_nodes::TmpNodes;
 use self::update::{UpdateContext, subtree, update_tree};
 use crate::error::Error;
@@ -233,17 +233,18 @@ impl<'a, D: Distance, R: Rng + SeedableRng> Builder<'a, D, R> {
         store::delete_mode(db, wtxn, index, NodeMode::Updated)?;
 
         let total = (plan.updated.len() + plan.grown.len()) as u64;
+        let mut nodes = NodeWriter::new();
         let mut new_roots = Vec::with_capacity(total as usize);
         for (root, patch) in plan.kept.iter().zip(plan.updated) {
             self.step(MainStep::WritingNodes, Some(SubStep { unit: "trees", done: new_roots.len() as u64, total }))?;
             new_roots.push(match patch {
-                Some(patch) => write_patch::<D>(db, wtxn, index, patch, &mut ids)?,
+                Some(patch) => write_patch::<D>(db, wtxn, index, patch, &mut ids, &mut nodes)?,
                 None => *root,
             });
         }
         for patch in plan.grown {
             self.step(MainStep::WritingNodes, Some(SubStep { unit: "trees", done: new_roots.len() as u64, total }))?;
-            new_roots.push(write_patch::<D>(db, wtxn, index, patch, &mut ids)?);
+            new_roots.push(write_patch::<D>(db, wtxn, index, patch, &mut ids, &mut nodes)?);
         }
 
         self.step(MainStep::WritingMetadata, None)?;

@@ -76,6 +76,36 @@ impl IdAllocator {
     }
 }
 
+/// Writes nodes, appending those whose key is past the last key of the
+/// database: LMDB fills the pages it appends to, where ordinary inserts in
+/// key order leave every page split in half. Tree nodes are the last keys of
+/// an index, so a fresh build of the last index appends its whole forest.
+pub(crate) struct NodeWriter {
+    /// The last key of the database, once read.
+    last: Option<Option<Key>>,
+}
+
+impl NodeWriter {
+    pub fn new() -> NodeWriter {
+        NodeWriter { last: None }
+    }
+
+    fn put(&mut self, db: RawDatabase, wtxn: &mut RwTxn, key: Key, value: &[u8]) -> Result<()> {
+        let last = match self.last {
+            Some(last) => last,
+            None => db.remap_data_type::<heed::types::DecodeIgnore>().last(wtxn)?.map(|(last, ())| last),
+        };
+        if last.is_none_or(|last| last < key) {
+            db.put_with_flags(wtxn, heed::PutFlags::APPEND, &key, value)?;
+            self.last = Some(Some(key));
+        } else {
+            db.put(wtxn, &key, value)?;
+            self.last = Some(last);
+        }
+        Ok(())
+    }
+}
+
 /// Writes one tree's patch into LMDB and returns its root's final id.
 ///
 /// Only the new nodes reachable from the root or from a rewrite are written:
@@ -86,6 +116,7 @@ pub(crate) fn write_patch<D: Distance>(
     index: u16,
     patch: TreePatch,
     ids: &mut IdAllocator,
+    writer: &mut NodeWriter,
 ) -> Result<u32> {
     let TreePatch { root, new_nodes, rewrites, .. } = patch;
     let mut nodes = new_nodes.finish()?;
@@ -147,7 +178,7 @@ pub(crate) fn write_patch<D: Distance>(
             }
             _ => encoded[local],
         };
-        db.put(wtxn, &key, value)?;
+        writer.put(db, wtxn, key, value)?;
     }
     for (id, rewrite) in &rewrites {
         scratch.clear();
@@ -166,7 +197,7 @@ pub(crate) fn write_patch<D: Distance>(
                 Node::<D>::SplitPlaneNormal(split).encode_into(&mut scratch)
             }
         }
-        db.put(wtxn, &Key::tree(index, *id), &scratch)?;
+        writer.put(db, wtxn, Key::tree(index, *id), &scratch)?;
     }
     Ok(resolve(root))
 }
