@@ -112,6 +112,8 @@ pub use build::{Builder, MAX_TREES, default_n_trees, default_split_after};
 pub use distance::Distance;
 pub use error::Error;
 pub use heed;
+#[doc(hidden)]
+pub use kernels::{Kernels, available as available_kernels};
 pub use kernels::implementation as kernel_implementation;
 pub use key::{Key, KeyCodec, NodeMode, Prefix, PrefixCodec};
 pub use node::NodeCodec;

@@ -18,12 +18,25 @@ use std::sync::LazyLock;
 use crate::vector::UnalignedF32;
 
 /// One implementation of every kernel, over little-endian `f32` bytes.
+/// (Exposed, hidden, for `benches/kernels.rs`.)
 #[derive(Clone, Copy)]
-pub(crate) struct Kernels {
+pub struct Kernels {
+    /// `"scalar"` or `"avx2+fma"`.
     pub name: &'static str,
+    /// The dot product.
     pub dot: fn(&[u8], &[u8]) -> f32,
+    /// The squared Euclidean distance.
     pub l2_squared: fn(&[u8], &[u8]) -> f32,
+    /// The Manhattan distance.
     pub l1: fn(&[u8], &[u8]) -> f32,
+}
+
+/// Every implementation this CPU can run, the portable one first.
+pub fn available() -> Vec<Kernels> {
+    let mut all = vec![scalar::KERNELS];
+    #[cfg(target_arch = "x86_64")]
+    all.extend(x86_64::kernels());
+    all
 }
 
 static KERNELS: LazyLock<Kernels> = LazyLock::new(|| {
@@ -80,14 +93,6 @@ mod tests {
         bytes
     }
 
-    /// Every implementation this CPU can run.
-    fn all() -> Vec<Kernels> {
-        let mut all = vec![scalar::KERNELS];
-        #[cfg(target_arch = "x86_64")]
-        all.extend(x86_64::kernels());
-        all
-    }
-
     fn close(found: f32, expected: f64, scale: f64) -> bool {
         (f64::from(found) - expected).abs() <= 1e-4 * scale.max(1.0)
     }
@@ -102,7 +107,7 @@ mod tests {
             let dot_scale: f64 = pairs().map(|(x, y)| (x * y).abs()).sum();
             let l2: f64 = pairs().map(|(x, y)| (x - y).powi(2)).sum();
             let l1: f64 = pairs().map(|(x, y)| (x - y).abs()).sum();
-            for kernels in all() {
+            for kernels in available() {
                 let found = (kernels.dot)(ab, bb);
                 prop_assert!(close(found, dot, dot_scale), "{}: dot {found} vs {dot}", kernels.name);
                 let found = (kernels.l2_squared)(ab, bb);
@@ -120,7 +125,7 @@ mod tests {
         let a = [1.5f32, -2.25, 3.0e-3];
         let b = [0.1f32, 7.0, -1.0];
         let (a, b) = (misaligned(&a, 0), misaligned(&b, 0));
-        for kernels in all() {
+        for kernels in available() {
             assert_eq!((kernels.dot)(&a, &b).to_bits(), (scalar::KERNELS.dot)(&a, &b).to_bits());
             assert_eq!((kernels.l2_squared)(&a, &b).to_bits(), (scalar::KERNELS.l2_squared)(&a, &b).to_bits());
         }
