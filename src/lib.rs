@@ -103,6 +103,11 @@ pub mod fuzzing;
 #[doc = include_str!("format.md")]
 pub mod format {}
 
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
 /// The distances an index can use.
 pub mod distances {
     pub use crate::distance::{Cosine, DotProduct, Euclidean, Manhattan};
