@@ -76,9 +76,10 @@ pub const MAX_TREES: usize = 4096;
 /// with `split_after` from [`default_split_after`], and a single tree when
 /// every item fits in one bucket (all trees would be the same). This gives 12
 /// trees at 64 dimensions, 24 at 128 and 64 at 768. Measured on SIFT small
-/// (10k × 128, see the README), 24 trees take 1.9× the raw vectors on disk
-/// in all (leaves and LMDB's page overhead included; 10 trees take 1.7×, 50
-/// take 2.7×) and reach recall@10 0.977 at `search_k = 960`.
+/// (10k × 128, see the README), the index with 24 trees fills 1.59× the raw
+/// vectors in LMDB pages (1.69× as a file, with LMDB's free pages; 10 trees
+/// and 50 trees take 1.34× and 2.06× in pages) and reaches recall@10 0.977
+/// at `search_k = 960`.
 pub fn default_n_trees(n_items: u64, dimensions: usize) -> usize {
     let split_after = default_split_after(dimensions);
     if n_items <= split_after as u64 {
