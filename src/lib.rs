@@ -117,9 +117,9 @@ pub use build::{Builder, MAX_TREES, default_n_trees, default_split_after};
 pub use distance::Distance;
 pub use error::Error;
 pub use heed;
+pub use kernels::implementation as kernel_implementation;
 #[doc(hidden)]
 pub use kernels::{Kernels, available as available_kernels};
-pub use kernels::implementation as kernel_implementation;
 pub use key::{Key, KeyCodec, NodeMode, Prefix, PrefixCodec};
 pub use node::NodeCodec;
 pub use progress::{MainStep, SubStep, WriterProgress};
