@@ -56,6 +56,16 @@ impl<'t, D: Distance> Changes<'t, D> {
         Ok(changes)
     }
 
+    /// No change to apply: a fresh forest does not need the marks.
+    pub fn none() -> Changes<'t, D> {
+        Changes {
+            removed: Vec::new(),
+            inserted: Vec::new(),
+            updated: RoaringBitmap::new(),
+            items: RoaringBitmap::new(),
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.updated.is_empty()
     }

@@ -278,12 +278,15 @@ impl<'a, D: Distance, R: Rng + SeedableRng> Builder<'a, D, R> {
         let writer = self.writer;
         let (db, index, dimensions) = (writer.db, writer.index, writer.dimensions);
         let rtxn: &RoTxn = wtxn;
-        let changes = Changes::<D>::read(db, rtxn, index, dimensions, built)?;
-        // Without trees to keep, the forest grows over every stored item
-        // (the marks only list the items changed since the last build).
+        // Without trees to keep, the forest grows over every stored item and
+        // the marks are not needed: every tree is new.
         let everything = match roots.is_empty() {
             true => Some(FrozenItems::<D>::read(db, rtxn, index, dimensions)?),
             false => None,
+        };
+        let changes = match everything {
+            Some(_) => Changes::none(),
+            None => Changes::<D>::read(db, rtxn, index, dimensions, built)?,
         };
         let n_items = everything.as_ref().map_or(changes.items.len(), |frozen| frozen.len() as u64);
         let n_trees = self.n_trees.unwrap_or_else(|| default_n_trees(n_items, dimensions));
