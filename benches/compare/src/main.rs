@@ -25,7 +25,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use data::Dataset;
-use spinney::heed::{CommitOrAbort, Env, EnvOpenOptions, RoTxn, WithTls};
+use spinney::heed::{CommitOrAbort, Env, EnvOpenOptions, RoTxn, RwTxn, WithTls};
 
 type Result<T> = std::result::Result<T, Box<dyn Error>>;
 
@@ -129,17 +129,51 @@ fn sweep_point(
     Ok(Point { effort, recall: data::recall_at(10, truth, &found), qps })
 }
 
-struct Measured {
+/// What a build cost.
+struct BuildCost {
     build: Duration,
     rss_before: u64,
     peak_rss: u64,
     disk: u64,
+}
+
+struct Measured {
+    cost: BuildCost,
     effort_name: &'static str,
     curve: Vec<Point>,
 }
 
+/// Runs `build` (load the items, build) in a write transaction and commits
+/// it; measures its time, the resident memory before it and at its peak, and
+/// the file size after.
+fn timed_build(env: &Env<WithTls>, build: impl FnOnce(&mut RwTxn) -> Result<()>) -> Result<BuildCost> {
+    let (rss_before, _) = rss();
+    reset_peak_rss();
+    let start = Instant::now();
+    let mut wtxn = env.write_txn()?;
+    build(&mut wtxn)?;
+    wtxn.commit()?;
+    let build = start.elapsed();
+    let (_, peak_rss) = rss();
+    Ok(BuildCost { build, rss_before, peak_rss, disk: env.real_disk_size()? })
+}
+
+/// One point per search effort; `query(effort, vector)` answers one query.
+fn curve(
+    dataset: &Dataset,
+    truth: &[Vec<u32>],
+    efforts: impl IntoIterator<Item = usize>,
+    query: impl Fn(usize, &[f32]) -> Result<Vec<u32>>,
+) -> Result<Vec<Point>> {
+    efforts.into_iter().map(|effort| sweep_point(dataset, truth, effort, |q| query(effort, q))).collect()
+}
+
 fn tree_efforts(trees: usize) -> Vec<usize> {
     [1, 2, 4, 8, 16, 32].iter().map(|f| 10 * trees * f).collect()
+}
+
+fn search_k(effort: usize) -> Result<NonZeroUsize> {
+    Ok(NonZeroUsize::new(effort).ok_or("zero search_k")?)
 }
 
 fn run_spinney<D: spinney::Distance>(dataset: &Dataset, truth: &[Vec<u32>], trees: usize) -> Result<Measured> {
@@ -147,29 +181,19 @@ fn run_spinney<D: spinney::Distance>(dataset: &Dataset, truth: &[Vec<u32>], tree
     let dir = tempfile::tempdir()?;
     let env = open_env(dir.path(), dataset)?;
     let db: spinney::Database<'static, D> = create(&env)?;
-    let (rss_before, _) = rss();
-    reset_peak_rss();
-    let start = Instant::now();
-    let mut wtxn = env.write_txn()?;
-    let writer = spinney::Writer::<D>::new(db, 0, dataset.base.dimensions);
-    for i in 0..dataset.base.len() {
-        writer.append_item(&mut wtxn, i as u32, dataset.base.get(i))?;
-    }
-    writer.builder(&mut rand::rngs::StdRng::seed_from_u64(42)).n_trees(trees).build(&mut wtxn)?;
-    wtxn.commit()?;
-    let build = start.elapsed();
-    let (_, peak_rss) = rss();
-    let disk = env.real_disk_size()?;
+    let cost = timed_build(&env, |wtxn| {
+        let writer = spinney::Writer::<D>::new(db, 0, dataset.base.dimensions);
+        for i in 0..dataset.base.len() {
+            writer.append_item(wtxn, i as u32, dataset.base.get(i))?;
+        }
+        Ok(writer.builder(&mut rand::rngs::StdRng::seed_from_u64(42)).n_trees(trees).build(wtxn)?)
+    })?;
     let rtxn = env.read_txn()?;
     let reader = spinney::Reader::<D>::open(&rtxn, 0, db)?;
-    let mut curve = Vec::new();
-    for search_k in tree_efforts(trees) {
-        let k = NonZeroUsize::new(search_k).ok_or("zero search_k")?;
-        curve.push(sweep_point(dataset, truth, search_k, |q| {
-            Ok(reader.nns(10).search_k(k).by_vector(&rtxn, q)?.into_iter().map(|r| r.0).collect())
-        })?);
-    }
-    Ok(Measured { build, rss_before, peak_rss, disk, effort_name: "search_k", curve })
+    let curve = curve(dataset, truth, tree_efforts(trees), |effort, q| {
+        Ok(reader.nns(10).search_k(search_k(effort)?).by_vector(&rtxn, q)?.into_iter().map(|r| r.0).collect())
+    })?;
+    Ok(Measured { cost, effort_name: "search_k", curve })
 }
 
 fn run_arroy<D: arroy::Distance>(dataset: &Dataset, truth: &[Vec<u32>], trees: usize) -> Result<Measured> {
@@ -177,29 +201,19 @@ fn run_arroy<D: arroy::Distance>(dataset: &Dataset, truth: &[Vec<u32>], trees: u
     let dir = tempfile::tempdir()?;
     let env = open_env(dir.path(), dataset)?;
     let db: arroy::Database<D> = create(&env)?;
-    let (rss_before, _) = rss();
-    reset_peak_rss();
-    let start = Instant::now();
-    let mut wtxn = env.write_txn()?;
-    let writer = arroy::Writer::<D>::new(db, 0, dataset.base.dimensions);
-    for i in 0..dataset.base.len() {
-        writer.add_item(&mut wtxn, i as u32, dataset.base.get(i))?;
-    }
-    writer.builder(&mut rand010::rngs::StdRng::seed_from_u64(42)).n_trees(trees).build(&mut wtxn)?;
-    wtxn.commit()?;
-    let build = start.elapsed();
-    let (_, peak_rss) = rss();
-    let disk = env.real_disk_size()?;
+    let cost = timed_build(&env, |wtxn| {
+        let writer = arroy::Writer::<D>::new(db, 0, dataset.base.dimensions);
+        for i in 0..dataset.base.len() {
+            writer.add_item(wtxn, i as u32, dataset.base.get(i))?;
+        }
+        Ok(writer.builder(&mut rand010::rngs::StdRng::seed_from_u64(42)).n_trees(trees).build(wtxn)?)
+    })?;
     let rtxn: RoTxn<WithTls> = env.read_txn()?;
     let reader = arroy::Reader::<D>::open(&rtxn, 0, db)?;
-    let mut curve = Vec::new();
-    for search_k in tree_efforts(trees) {
-        let k = NonZeroUsize::new(search_k).ok_or("zero search_k")?;
-        curve.push(sweep_point(dataset, truth, search_k, |q| {
-            Ok(reader.nns(10).search_k(k).by_vector(&rtxn, q)?.into_iter().map(|r| r.0).collect())
-        })?);
-    }
-    Ok(Measured { build, rss_before, peak_rss, disk, effort_name: "search_k", curve })
+    let curve = curve(dataset, truth, tree_efforts(trees), |effort, q| {
+        Ok(reader.nns(10).search_k(search_k(effort)?).by_vector(&rtxn, q)?.into_iter().map(|r| r.0).collect())
+    })?;
+    Ok(Measured { cost, effort_name: "search_k", curve })
 }
 
 fn run_hannoy<D: hannoy::Distance>(dataset: &Dataset, truth: &[Vec<u32>]) -> Result<Measured> {
@@ -207,28 +221,20 @@ fn run_hannoy<D: hannoy::Distance>(dataset: &Dataset, truth: &[Vec<u32>]) -> Res
     let dir = tempfile::tempdir()?;
     let env = open_env(dir.path(), dataset)?;
     let db: hannoy::Database<D> = create(&env)?;
-    let (rss_before, _) = rss();
-    reset_peak_rss();
-    let start = Instant::now();
-    let mut wtxn = env.write_txn()?;
-    let writer = hannoy::Writer::<D>::new(db, 0, dataset.base.dimensions);
-    for i in 0..dataset.base.len() {
-        writer.add_item(&mut wtxn, i as u32, dataset.base.get(i))?;
-    }
-    writer.builder(&mut rand010::rngs::StdRng::seed_from_u64(42)).ef_construction(100).build::<16, 32>(&mut wtxn)?;
-    wtxn.commit()?;
-    let build = start.elapsed();
-    let (_, peak_rss) = rss();
-    let disk = env.real_disk_size()?;
+    let cost = timed_build(&env, |wtxn| {
+        let writer = hannoy::Writer::<D>::new(db, 0, dataset.base.dimensions);
+        for i in 0..dataset.base.len() {
+            writer.add_item(wtxn, i as u32, dataset.base.get(i))?;
+        }
+        let mut rng = rand010::rngs::StdRng::seed_from_u64(42);
+        Ok(writer.builder(&mut rng).ef_construction(100).build::<16, 32>(wtxn)?)
+    })?;
     let rtxn = env.read_txn()?;
     let reader = hannoy::Reader::<D>::open(&rtxn, 0, db)?;
-    let mut curve = Vec::new();
-    for ef in [10, 20, 40, 80, 160, 320, 640] {
-        curve.push(sweep_point(dataset, truth, ef, |q| {
-            Ok(reader.nns(10).ef_search(ef).by_vector(&rtxn, q)?.nns.into_iter().map(|r| r.0).collect())
-        })?);
-    }
-    Ok(Measured { build, rss_before, peak_rss, disk, effort_name: "ef_search", curve })
+    let curve = curve(dataset, truth, [10, 20, 40, 80, 160, 320, 640], |ef, q| {
+        Ok(reader.nns(10).ef_search(ef).by_vector(&rtxn, q)?.nns.into_iter().map(|r| r.0).collect())
+    })?;
+    Ok(Measured { cost, effort_name: "ef_search", curve })
 }
 
 /// The child: one engine on one dataset; prints JSON lines.
@@ -268,10 +274,10 @@ fn child(engine: &str, run: &Run) -> Result<()> {
             run.metric,
             dataset.base.len(),
             dataset.base.dimensions,
-            measured.build.as_secs_f64(),
-            measured.rss_before,
-            measured.peak_rss,
-            measured.disk,
+            measured.cost.build.as_secs_f64(),
+            measured.cost.rss_before,
+            measured.cost.peak_rss,
+            measured.cost.disk,
             dataset.base.values.len() * 4,
             measured.effort_name,
             point.effort,
