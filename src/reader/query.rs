@@ -1,5 +1,6 @@
 //! [`QueryBuilder`]: nearest-neighbour search over the forest.
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
@@ -159,15 +160,15 @@ impl<'r, 't, D: Distance> QueryBuilder<'r, 't, D> {
         }
         // Buckets may hold items deleted since the last build: with any
         // pending deletion, the visible items filter every bucket.
-        let filter = match self.candidates {
-            Some(candidates) => Some(candidates & &reader.visible),
-            None if reader.visible.len() != reader.metadata.items.len() => Some(reader.visible.clone()),
+        let filter: Option<Cow<'_, RoaringBitmap>> = match self.candidates {
+            Some(candidates) => Some(Cow::Owned(candidates & &reader.visible)),
+            None if reader.visible.len() != reader.metadata.items.len() => Some(Cow::Borrowed(&reader.visible)),
             None => None,
         };
         if let Some(filter) = &filter {
             let exact_below = self.exact_below_count.max((self.exact_below_ratio * reader.n_items() as f64) as u64);
             if filter.len() <= exact_below {
-                return self.rank(rtxn, &query, filter);
+                return self.rank(rtxn, &query, filter.iter());
             }
         }
         let search_k = match self.search_k {
