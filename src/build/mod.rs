@@ -280,7 +280,8 @@ impl<'a, D: Distance, R: Rng + SeedableRng> Builder<'a, D, R> {
         let rtxn: &RoTxn = wtxn;
         // Without trees to keep, the forest grows over every stored item and
         // the marks are not needed: every tree is new.
-        let everything = match roots.is_empty() {
+        let fresh = roots.is_empty();
+        let everything = match fresh {
             true => Some(FrozenItems::<D>::read(db, rtxn, index, dimensions)?),
             false => None,
         };
@@ -290,8 +291,8 @@ impl<'a, D: Distance, R: Rng + SeedableRng> Builder<'a, D, R> {
         };
         let n_items = everything.as_ref().map_or(changes.items.len(), |frozen| frozen.len() as u64);
         let n_trees = self.n_trees.unwrap_or_else(|| default_n_trees(n_items, dimensions));
+        // Never empty unless `roots` is: `n_trees` is at least one.
         let kept = &roots[roots.len().saturating_sub(n_trees)..];
-        let fresh = kept.is_empty();
         let n_grown = n_trees - kept.len();
         info!(index, items = n_items, changed = changes.updated.len(), kept = kept.len(), n_grown, "building");
 
