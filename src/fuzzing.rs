@@ -4,7 +4,10 @@
 //! assertions here are the fuzzers' findings, not error handling.
 
 use crate::Distance;
-use crate::distance::{Cosine, DotProduct, Euclidean, Manhattan};
+use crate::distance::{
+    BinaryQuantizedCosine, BinaryQuantizedEuclidean, BinaryQuantizedManhattan, Cosine, DotProduct, Euclidean, Hamming,
+    Manhattan,
+};
 use crate::key::Key;
 use crate::metadata::Metadata;
 use crate::node::Node;
@@ -23,6 +26,10 @@ pub fn node(bytes: &[u8]) {
     node_as::<Manhattan>(bytes);
     node_as::<Cosine>(bytes);
     node_as::<DotProduct>(bytes);
+    node_as::<BinaryQuantizedEuclidean>(bytes);
+    node_as::<BinaryQuantizedCosine>(bytes);
+    node_as::<BinaryQuantizedManhattan>(bytes);
+    node_as::<Hamming>(bytes);
 }
 
 fn node_as<D: Distance>(bytes: &[u8]) {

@@ -82,6 +82,7 @@
 #[cfg(target_endian = "big")]
 compile_error!("spinney reads little-endian vectors in place and only builds for little-endian targets");
 
+mod bits;
 mod build;
 mod distance;
 mod error;
@@ -109,8 +110,47 @@ pub mod format {}
 pub struct ReadmeDoctests;
 
 /// The distances an index can use.
+///
+/// [`Euclidean`], [`Cosine`], [`DotProduct`] and [`Manhattan`] store vectors
+/// as `f32`s and rank candidates by their exact distance.
+///
+/// # Binary quantization
+///
+/// [`BinaryQuantizedEuclidean`], [`BinaryQuantizedCosine`],
+/// [`BinaryQuantizedManhattan`] and [`Hamming`] store one bit per dimension,
+/// set when the value is greater than zero: 32 times smaller than `f32`s,
+/// for collections whose vectors would not fit in memory. They suit
+/// embeddings centred on zero; data whose values are all positive (SIFT,
+/// for one) keeps little in the signs.
+///
+/// **Keeping recall.** Comparing the query's bits with the item's (or a
+/// cosine of 0/1 vectors, which ignores the dimensions where both bits are
+/// clear) throws away most of what the query knows. The binary-quantized
+/// distances keep the query in `f32` and compare it with `scale × b`, `b`
+/// being the item's bits read as ±1 and `scale` its mean absolute value,
+/// stored beside the bits with the item's exact norm (8 bytes per item). For
+/// Euclidean, `|q − x|² ≈ |q|² − 2·scale·(q·b) + |x|²`, where `q·b` costs
+/// one table look-up per byte of bits. The cosine and Manhattan variants
+/// estimate their distance from the same parts. Results carry the
+/// estimates. [`Hamming`] compares bits with bits, as its users expect.
+///
+/// **Split planes.** Two-means runs on the ±1 vectors, and the plane's
+/// normal is the signs of the two centroids' difference, stored as bits like
+/// the items. The margin of a ±1 vector `b` is then `offset − 2 ×
+/// hamming(normal, b)`: one popcount per word, and a normal as small as an
+/// item. Each split keeps on one side the items within a Hamming radius of
+/// the pattern the two clusters differ by. Queries descend with their own
+/// signs, as the items were placed.
+///
+/// **Oversampling.** Comparing bits is cheap, so their default
+/// `oversampling` is 4 ([`Distance::DEFAULT_OVERSAMPLING`]).
+///
+/// [`Distance::DEFAULT_OVERSAMPLING`]: crate::Distance::DEFAULT_OVERSAMPLING
 pub mod distances {
-    pub use crate::distance::{Cosine, DotProduct, Euclidean, Manhattan};
+    pub use crate::distance::{
+        BinaryQuantizedCosine, BinaryQuantizedEuclidean, BinaryQuantizedManhattan, Cosine, DotProduct, Euclidean,
+        Hamming, Manhattan,
+    };
 }
 
 pub use build::{Builder, MAX_TREES, default_n_trees, default_split_after};

@@ -4,9 +4,9 @@
 //!
 //! | tag | node | payload |
 //! | --- | --- | --- |
-//! | 0 | [`Leaf`] | the distance's header (plain old data), then the vector as little-endian `f32`s |
+//! | 0 | [`Leaf`] | the distance's header (plain old data), then the vector in the distance's codec (little-endian `f32`s, or packed bits) |
 //! | 1 | [`Descendants`] | a roaring bitmap of item ids (portable roaring serialization) |
-//! | 2 | [`SplitPlaneNormal`] | `left: u32`, `right: u32`, `left_count: u32`, `right_count: u32`, `offset: f32`, then the normal as little-endian `f32`s (empty for a random split) |
+//! | 2 | [`SplitPlaneNormal`] | `left: u32`, `right: u32`, `left_count: u32`, `right_count: u32`, `offset: f32`, then the normal in the distance's codec (empty for a random split) |
 //!
 //! Decoding checks the tag and every length and returns a [`NodeError`]; it
 //! never panics on any input.
@@ -19,7 +19,8 @@ use heed::{BoxedError, BytesDecode, BytesEncode};
 use roaring::RoaringBitmap;
 
 use crate::Distance;
-use crate::vector::{UnalignedF32, VectorSizeError};
+use crate::distance::Vector;
+use crate::vector::{VectorCodec, VectorSizeError};
 
 const LEAF_TAG: u8 = 0;
 const DESCENDANTS_TAG: u8 = 1;
@@ -31,8 +32,8 @@ const SPLIT_HEADER_SIZE: usize = 20;
 pub struct Leaf<'a, D: Distance> {
     /// Precomputed per-vector data (the norm for cosine, nothing for Euclidean).
     pub header: D::Header,
-    /// The vector itself.
-    pub vector: UnalignedF32<'a>,
+    /// The vector, in the distance's codec (floats or packed bits).
+    pub vector: Vector<'a, D>,
 }
 
 impl<D: Distance> Clone for Leaf<'_, D> {
@@ -49,11 +50,21 @@ impl<D: Distance> fmt::Debug for Leaf<'_, D> {
     }
 }
 
-impl<'a, D: Distance> Leaf<'a, D> {
-    /// A leaf for `vector`, with its header computed.
-    pub fn new(vector: UnalignedF32<'a>) -> Leaf<'a, D> {
-        Leaf { header: D::new_header(vector), vector }
+impl<D: Distance> Leaf<'_, D> {
+    /// Whether the vector has `dimensions` values.
+    pub fn has_dimensions(&self, dimensions: usize) -> bool {
+        D::Codec::as_bytes(self.vector).len() == D::Codec::size(dimensions)
     }
+}
+
+/// Appends the encoding of the leaf of `values` (header, then the vector in
+/// the distance's codec) to `out`.
+pub fn encode_leaf<D: Distance>(values: &[f32], out: &mut Vec<u8>) {
+    let header = D::new_header(values);
+    let vector = D::Codec::encode(values);
+    out.push(LEAF_TAG);
+    out.extend_from_slice(bytemuck::bytes_of(&header));
+    out.extend_from_slice(D::Codec::as_bytes(D::Codec::borrow(&vector)));
 }
 
 /// A bucket: the ids of the items that end in this part of a tree.
@@ -64,8 +75,7 @@ pub struct Descendants<'a> {
 }
 
 /// An inner node: a hyperplane and the two sides it separates.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct SplitPlaneNormal<'a> {
+pub struct SplitPlaneNormal<'a, D: Distance> {
     /// The node id of the side where the margin is negative.
     pub left: u32,
     /// The node id of the side where the margin is positive.
@@ -77,8 +87,73 @@ pub struct SplitPlaneNormal<'a> {
     /// The distance-specific offset of the plane (the bias for Euclidean and
     /// Manhattan, zero for cosine, the extra coordinate for dot product).
     pub offset: f32,
-    /// The normal; empty when the split was random.
-    pub normal: UnalignedF32<'a>,
+    /// The normal, in the distance's codec; empty when the split was random.
+    pub normal: Vector<'a, D>,
+}
+
+impl<D: Distance> SplitPlaneNormal<'_, D> {
+    /// Whether the split was random (it has no normal).
+    pub fn is_random(&self) -> bool {
+        self.normal_bytes().is_empty()
+    }
+
+    /// Whether the normal is empty or has `dimensions` values.
+    pub fn has_dimensions(&self, dimensions: usize) -> bool {
+        self.is_random() || self.normal_bytes().len() == D::Codec::size(dimensions)
+    }
+
+    /// The encoded normal.
+    pub fn normal_bytes(&self) -> &[u8] {
+        D::Codec::as_bytes(self.normal)
+    }
+
+    /// Appends the encoding of this split to `out`.
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
+        let links = [self.left, self.right, self.left_count, self.right_count];
+        encode_split(links, self.offset, self.normal_bytes(), out);
+    }
+}
+
+/// Appends the encoding of a split to `out`: `left`, `right`, `left_count`
+/// and `right_count` (in that order in `links`), the offset, then the
+/// normal, already encoded.
+pub fn encode_split(links: [u32; 4], offset: f32, normal: &[u8], out: &mut Vec<u8>) {
+    out.push(SPLIT_PLANE_NORMAL_TAG);
+    for word in links {
+        out.extend_from_slice(&word.to_le_bytes());
+    }
+    out.extend_from_slice(&offset.to_le_bytes());
+    out.extend_from_slice(normal);
+}
+
+impl<D: Distance> Clone for SplitPlaneNormal<'_, D> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<D: Distance> Copy for SplitPlaneNormal<'_, D> {}
+
+impl<D: Distance> PartialEq for SplitPlaneNormal<'_, D> {
+    fn eq(&self, other: &Self) -> bool {
+        (self.left, self.right, self.left_count, self.right_count)
+            == (other.left, other.right, other.left_count, other.right_count)
+            && self.offset == other.offset
+            && self.normal == other.normal
+    }
+}
+
+impl<D: Distance> fmt::Debug for SplitPlaneNormal<'_, D> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SplitPlaneNormal")
+            .field("left", &self.left)
+            .field("right", &self.right)
+            .field("left_count", &self.left_count)
+            .field("right_count", &self.right_count)
+            .field("offset", &self.offset)
+            .field("normal", &self.normal)
+            .finish()
+    }
 }
 
 /// Any value stored under a `Tree` or `Item` key.
@@ -88,7 +163,7 @@ pub enum Node<'a, D: Distance> {
     /// A bucket of item ids.
     Descendants(Descendants<'a>),
     /// A split.
-    SplitPlaneNormal(SplitPlaneNormal<'a>),
+    SplitPlaneNormal(SplitPlaneNormal<'a, D>),
 }
 
 impl<D: Distance> fmt::Debug for Node<'_, D> {
@@ -152,7 +227,7 @@ impl<'a, D: Distance> Node<'a, D> {
             Node::Leaf(leaf) => {
                 out.push(LEAF_TAG);
                 out.extend_from_slice(bytemuck::bytes_of(&leaf.header));
-                out.extend_from_slice(leaf.vector.as_bytes());
+                out.extend_from_slice(D::Codec::as_bytes(leaf.vector));
             }
             Node::Descendants(descendants) => {
                 out.push(DESCENDANTS_TAG);
@@ -160,15 +235,7 @@ impl<'a, D: Distance> Node<'a, D> {
                 // Writing into a Vec cannot fail.
                 let _ = descendants.items.serialize_into(&mut *out);
             }
-            Node::SplitPlaneNormal(split) => {
-                out.push(SPLIT_PLANE_NORMAL_TAG);
-                out.extend_from_slice(&split.left.to_le_bytes());
-                out.extend_from_slice(&split.right.to_le_bytes());
-                out.extend_from_slice(&split.left_count.to_le_bytes());
-                out.extend_from_slice(&split.right_count.to_le_bytes());
-                out.extend_from_slice(&split.offset.to_le_bytes());
-                out.extend_from_slice(split.normal.as_bytes());
-            }
+            Node::SplitPlaneNormal(split) => split.encode_into(out),
         }
     }
 
@@ -183,7 +250,7 @@ impl<'a, D: Distance> Node<'a, D> {
                 }
                 let (header, vector) = payload.split_at(header_size);
                 let header = bytemuck::pod_read_unaligned(header);
-                Ok(Node::Leaf(Leaf { header, vector: UnalignedF32::from_bytes(vector)? }))
+                Ok(Node::Leaf(Leaf { header, vector: D::Codec::view(vector)? }))
             }
             DESCENDANTS_TAG => {
                 let items = decode_bitmap(payload).map_err(NodeError::Bitmap)?;
@@ -205,7 +272,7 @@ impl<'a, D: Distance> Node<'a, D> {
                     left_count: u32::from_le_bytes(word(8)),
                     right_count: u32::from_le_bytes(word(12)),
                     offset: f32::from_le_bytes(word(16)),
-                    normal: UnalignedF32::from_bytes(normal)?,
+                    normal: D::Codec::view(normal)?,
                 }))
             }
             other => Err(NodeError::UnknownTag(other)),
@@ -268,6 +335,7 @@ mod tests {
 
     use super::*;
     use crate::distances::{Cosine, Euclidean};
+    use crate::vector::UnalignedF32;
 
     fn encoded<D: Distance>(node: &Node<'_, D>) -> Vec<u8> {
         let mut bytes = Vec::new();
@@ -278,11 +346,12 @@ mod tests {
     proptest! {
         #[test]
         fn leaf_round_trip(values in proptest::collection::vec(-1e6f32..1e6, 0..70)) {
-            let leaf = Leaf::<Cosine>::new(UnalignedF32::from_slice(&values));
-            let bytes = encoded(&Node::Leaf(leaf));
+            let mut bytes = Vec::new();
+            encode_leaf::<Cosine>(&values, &mut bytes);
             let decoded = Node::<Cosine>::decode(&bytes).unwrap().into_leaf().unwrap();
-            prop_assert_eq!(decoded.header, leaf.header);
-            prop_assert_eq!(decoded.vector.to_vec(), values);
+            prop_assert_eq!(decoded.header, Cosine::new_header(&values));
+            prop_assert_eq!(decoded.vector.to_vec(), values.clone());
+            prop_assert_eq!(encoded(&Node::Leaf(decoded)), bytes);
         }
 
         #[test]
@@ -300,7 +369,7 @@ mod tests {
                             right_count in any::<u32>(), offset in -1e6f32..1e6,
                             normal in proptest::collection::vec(-1.0f32..1.0, 0..70)) {
             let normal = UnalignedF32::from_slice(&normal);
-            let split = SplitPlaneNormal { left, right, left_count, right_count, offset, normal };
+            let split = SplitPlaneNormal::<Euclidean> { left, right, left_count, right_count, offset, normal };
             let bytes = encoded::<Euclidean>(&Node::SplitPlaneNormal(split));
             match Node::<Euclidean>::decode(&bytes).unwrap() {
                 Node::SplitPlaneNormal(decoded) => prop_assert_eq!(decoded, split),

@@ -41,9 +41,9 @@ pub(crate) fn tree_node<'t, D: Distance>(db: RawDatabase, rtxn: &'t RoTxn, index
 /// Decodes an item's bytes, checking they are a leaf of `dimensions` values.
 pub(crate) fn decode_leaf<D: Distance>(key: Key, bytes: &[u8], dimensions: usize) -> Result<Leaf<'_, D>> {
     let leaf = Node::<D>::decode(bytes).and_then(Node::into_leaf).map_err(|e| Error::corrupted(key, e))?;
-    if leaf.vector.len() != dimensions {
-        let reason = format!("the item has {} dimensions, the index {dimensions}", leaf.vector.len());
-        return Err(Error::corrupted(key, reason));
+    if !leaf.has_dimensions(dimensions) {
+        let len = bytes.len();
+        return Err(Error::corrupted(key, format!("the item has {len} bytes, wrong for {dimensions} dimensions")));
     }
     Ok(leaf)
 }
@@ -142,7 +142,7 @@ impl<D: Distance> Iterator for ItemIter<'_, D> {
         };
         Some(entry.map_err(Error::from).and_then(|(key, bytes)| {
             let leaf = decode_leaf::<D>(key, bytes, self.dimensions)?;
-            Ok((key.id, leaf.vector.to_vec()))
+            Ok((key.id, D::values(&leaf, self.dimensions)))
         }))
     }
 }

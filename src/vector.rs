@@ -1,4 +1,6 @@
-//! Vectors as they are stored: little-endian `f32`s read in place.
+//! Vectors as they are stored, and the [`VectorCodec`] trait that lets a
+//! distance choose how: little-endian `f32`s ([`F32`]) or packed bits
+//! ([`crate::bits::PackedBits`]).
 //!
 //! LMDB values have no alignment, so a stored vector is never cast to
 //! `&[f32]`; [`UnalignedF32`] reads each value from its four bytes instead.
@@ -8,24 +10,85 @@
 
 use std::fmt;
 
+/// How a distance stores vectors: leaves and split normals alike.
+#[doc(hidden)]
+pub trait VectorCodec: Send + Sync + 'static {
+    /// A stored vector, borrowed from LMDB's bytes.
+    type View<'a>: Copy + fmt::Debug + PartialEq + Send + Sync;
+    /// A vector computed in memory (a split normal while the trees grow).
+    type Owned: Clone + fmt::Debug + Send + Sync;
+
+    /// The encoded size of a vector of `dimensions` values.
+    fn size(dimensions: usize) -> usize;
+
+    /// Views stored bytes, checking only that their length can be a vector.
+    fn view(bytes: &[u8]) -> Result<Self::View<'_>, VectorSizeError>;
+
+    /// The encoded bytes of a view.
+    fn as_bytes<'a>(view: Self::View<'a>) -> &'a [u8];
+
+    /// Encodes `values`.
+    fn encode(values: &[f32]) -> Self::Owned;
+
+    /// Views an encoded vector.
+    fn borrow(owned: &Self::Owned) -> Self::View<'_>;
+}
+
+/// The codec of vectors stored as they are: little-endian `f32`s.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy)]
+pub enum F32 {}
+
+impl VectorCodec for F32 {
+    type View<'a> = UnalignedF32<'a>;
+    type Owned = Vec<f32>;
+
+    fn size(dimensions: usize) -> usize {
+        dimensions * 4
+    }
+
+    fn view(bytes: &[u8]) -> Result<UnalignedF32<'_>, VectorSizeError> {
+        UnalignedF32::from_bytes(bytes)
+    }
+
+    fn as_bytes<'a>(view: Self::View<'a>) -> &'a [u8] {
+        view.as_bytes()
+    }
+
+    fn encode(values: &[f32]) -> Vec<f32> {
+        values.to_vec()
+    }
+
+    fn borrow(owned: &Vec<f32>) -> UnalignedF32<'_> {
+        UnalignedF32::from_slice(owned)
+    }
+}
+
 /// A borrowed vector of little-endian `f32`s with no alignment requirement.
 #[derive(Clone, Copy, PartialEq)]
 pub struct UnalignedF32<'a> {
     bytes: &'a [u8],
 }
 
-/// The bytes of a vector are not a whole number of `f32`s.
+/// The bytes of a vector are not a whole number of its units (4-byte floats,
+/// or 8-byte words of bits).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("a vector of f32 needs a multiple of 4 bytes, found {len}")]
+#[error("a stored vector needs a multiple of {unit} bytes, found {len}")]
 pub struct VectorSizeError {
     /// The byte length found.
     pub len: usize,
+    /// The size of one unit.
+    pub unit: usize,
 }
 
 impl<'a> UnalignedF32<'a> {
     /// Views stored bytes as a vector.
     pub fn from_bytes(bytes: &'a [u8]) -> Result<UnalignedF32<'a>, VectorSizeError> {
-        if bytes.len() % 4 == 0 { Ok(UnalignedF32 { bytes }) } else { Err(VectorSizeError { len: bytes.len() }) }
+        if bytes.len() % 4 == 0 {
+            Ok(UnalignedF32 { bytes })
+        } else {
+            Err(VectorSizeError { len: bytes.len(), unit: 4 })
+        }
     }
 
     /// Views a slice of floats as a vector (no copy).
@@ -106,6 +169,6 @@ mod tests {
 
     #[test]
     fn partial_floats_are_refused() {
-        assert_eq!(UnalignedF32::from_bytes(&[0; 7]), Err(VectorSizeError { len: 7 }));
+        assert_eq!(UnalignedF32::from_bytes(&[0; 7]), Err(VectorSizeError { len: 7, unit: 4 }));
     }
 }

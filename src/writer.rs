@@ -11,9 +11,9 @@ use crate::build::Builder;
 use crate::error::Error;
 use crate::key::{Key, NodeMode};
 use crate::metadata::Metadata;
-use crate::node::{Leaf, Node};
+use crate::node::encode_leaf;
 use crate::store::{self, ItemIter, RawDatabase};
-use crate::vector::UnalignedF32;
+use crate::vector::VectorCodec;
 use crate::{Database, Distance, ItemId, Result};
 
 /// Writes the items of one index and builds its trees.
@@ -86,9 +86,8 @@ impl<D: Distance> Writer<D> {
 
     fn put_item(&self, wtxn: &mut RwTxn, item: ItemId, vector: &[f32], flags: PutFlags) -> Result<()> {
         self.mark_updated(wtxn, item)?;
-        let leaf = Leaf::<D>::new(UnalignedF32::from_slice(vector));
-        let mut bytes = Vec::with_capacity(1 + size_of::<D::Header>() + vector.len() * 4);
-        Node::Leaf(leaf).encode_into(&mut bytes);
+        let mut bytes = Vec::with_capacity(1 + size_of::<D::Header>() + D::Codec::size(vector.len()));
+        encode_leaf::<D>(vector, &mut bytes);
         self.db.put_with_flags(wtxn, flags, &Key::item(self.index, item), &bytes)?;
         Ok(())
     }
@@ -139,7 +138,8 @@ impl<D: Distance> Writer<D> {
     /// The vector of `item`, if it is in the index.
     pub fn item_vector(&self, rtxn: &RoTxn, item: ItemId) -> Result<Option<Vec<f32>>> {
         self.check_dimensions()?;
-        Ok(store::leaf::<D>(self.db, rtxn, self.index, item, self.dimensions)?.map(|leaf| leaf.vector.to_vec()))
+        Ok(store::leaf::<D>(self.db, rtxn, self.index, item, self.dimensions)?
+            .map(|leaf| D::values(&leaf, self.dimensions)))
     }
 
     /// Whether `item` is in the index.

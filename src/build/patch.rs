@@ -14,9 +14,8 @@ use roaring::RoaringBitmap;
 use super::tmp_nodes::TmpNodes;
 use crate::error::Error;
 use crate::key::Key;
-use crate::node::{Descendants, Node, SplitPlaneNormal};
+use crate::node::{Descendants, Node, encode_split};
 use crate::store::RawDatabase;
-use crate::vector::UnalignedF32;
 use crate::{Distance, Result};
 
 /// A node of a tree being built: one already in LMDB, or one of the patch.
@@ -32,7 +31,7 @@ pub(crate) enum NodeRef {
 #[derive(Debug)]
 pub(crate) enum Rewrite {
     Bucket(RoaringBitmap),
-    Split { left: NodeRef, right: NodeRef, left_count: u32, right_count: u32, offset: f32, normal: Vec<f32> },
+    Split { left: NodeRef, right: NodeRef, left_count: u32, right_count: u32, offset: f32, normal: Vec<u8> },
 }
 
 /// The changes to one tree.
@@ -186,15 +185,8 @@ pub(crate) fn write_patch<D: Distance>(
             Rewrite::Bucket(items) => Node::<D>::Descendants(Descendants { items: std::borrow::Cow::Borrowed(items) })
                 .encode_into(&mut scratch),
             Rewrite::Split { left, right, left_count, right_count, offset, normal } => {
-                let split = SplitPlaneNormal {
-                    left: resolve(*left),
-                    right: resolve(*right),
-                    left_count: *left_count,
-                    right_count: *right_count,
-                    offset: *offset,
-                    normal: UnalignedF32::from_slice(normal),
-                };
-                Node::<D>::SplitPlaneNormal(split).encode_into(&mut scratch)
+                let links = [resolve(*left), resolve(*right), *left_count, *right_count];
+                encode_split(links, *offset, normal, &mut scratch);
             }
         }
         writer.put(db, wtxn, Key::tree(index, *id), &scratch)?;

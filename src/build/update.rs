@@ -113,7 +113,7 @@ impl<D: Distance> Updater<'_, '_, '_, D> {
             }
             Node::SplitPlaneNormal(split) => {
                 let context = cx.params.context;
-                let random = split.normal.is_empty();
+                let random = split.is_random();
                 let (mut left_removed, mut right_removed) = (Vec::new(), Vec::new());
                 for &r in removed {
                     let leaf = &cx.changes.removed[r as usize].1;
@@ -165,7 +165,7 @@ impl<D: Distance> Updater<'_, '_, '_, D> {
                         left_count: left.count as u32,
                         right_count: right.count as u32,
                         offset: split.offset,
-                        normal: split.normal.to_vec(),
+                        normal: split.normal_bytes().to_vec(),
                     };
                     self.patch.rewrites.insert(id, rewrite);
                 }

@@ -1,6 +1,6 @@
 use bytemuck::{Pod, Zeroable};
 
-use super::{Distance, sealed, unit_difference};
+use super::{Distance, sealed, stored_as_f32, unit_difference};
 use crate::kernels;
 use crate::node::Leaf;
 use crate::vector::UnalignedF32;
@@ -26,16 +26,18 @@ impl sealed::Sealed for Cosine {}
 
 impl Distance for Cosine {
     const NAME: &'static str = "cosine";
+    stored_as_f32!();
     type Header = NormHeader;
     type Context = ();
 
-    fn new_header(vector: UnalignedF32<'_>) -> NormHeader {
-        NormHeader { norm: kernels::norm(vector) }
+    fn new_header(values: &[f32]) -> NormHeader {
+        NormHeader { norm: kernels::norm(UnalignedF32::from_slice(values)) }
     }
 
     fn context<'a>(_leaves: impl Iterator<Item = Leaf<'a, Self>>) {}
 
-    fn distance(p: &Leaf<'_, Self>, q: &Leaf<'_, Self>) -> f32 {
+    fn distance(query: &Self::Query, p: &Leaf<'_, Self>) -> f32 {
+        let q = query.leaf();
         let norms = p.header.norm * q.header.norm;
         if norms > 0.0 { (1.0 - kernels::dot(p.vector, q.vector) / norms).clamp(0.0, 2.0) } else { 1.0 }
     }
@@ -55,7 +57,7 @@ impl Distance for Cosine {
         Some((unit_difference(p, q)?, 0.0))
     }
 
-    fn margin(normal: UnalignedF32<'_>, _offset: f32, query: &Leaf<'_, Self>) -> f32 {
-        kernels::dot(normal, query.vector)
+    fn margin(normal: UnalignedF32<'_>, _offset: f32, leaf: &Leaf<'_, Self>) -> f32 {
+        kernels::dot(normal, leaf.vector)
     }
 }

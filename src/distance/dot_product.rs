@@ -1,7 +1,7 @@
 use bytemuck::{Pod, Zeroable};
 
 use super::cosine::NormHeader;
-use super::{Distance, sealed, unit_difference};
+use super::{Distance, sealed, stored_as_f32, unit_difference};
 use crate::kernels;
 use crate::node::Leaf;
 use crate::vector::UnalignedF32;
@@ -36,18 +36,20 @@ impl sealed::Sealed for DotProduct {}
 
 impl Distance for DotProduct {
     const NAME: &'static str = "dot-product";
+    stored_as_f32!();
     type Header = NormHeader;
     type Context = MaxNorm;
 
-    fn new_header(vector: UnalignedF32<'_>) -> NormHeader {
-        NormHeader { norm: kernels::norm(vector) }
+    fn new_header(values: &[f32]) -> NormHeader {
+        NormHeader { norm: kernels::norm(UnalignedF32::from_slice(values)) }
     }
 
     fn context<'a>(leaves: impl Iterator<Item = Leaf<'a, Self>>) -> MaxNorm {
         MaxNorm(leaves.map(|leaf| leaf.header.norm).fold(0.0, f32::max))
     }
 
-    fn distance(p: &Leaf<'_, Self>, q: &Leaf<'_, Self>) -> f32 {
+    fn distance(query: &Self::Query, p: &Leaf<'_, Self>) -> f32 {
+        let q = query.leaf();
         -kernels::dot(p.vector, q.vector)
     }
 
@@ -69,8 +71,8 @@ impl Distance for DotProduct {
         Some((normal, extra))
     }
 
-    fn margin(normal: UnalignedF32<'_>, _offset: f32, query: &Leaf<'_, Self>) -> f32 {
-        kernels::dot(normal, query.vector)
+    fn margin(normal: UnalignedF32<'_>, _offset: f32, leaf: &Leaf<'_, Self>) -> f32 {
+        kernels::dot(normal, leaf.vector)
     }
 
     fn item_margin(normal: UnalignedF32<'_>, offset: f32, leaf: &Leaf<'_, Self>, context: MaxNorm) -> f32 {

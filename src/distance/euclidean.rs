@@ -1,4 +1,4 @@
-use super::{Distance, bisecting_plane, copy_point, offset_margin, sealed};
+use super::{Distance, bisecting_plane, copy_point, offset_margin, sealed, stored_as_f32};
 use crate::kernels;
 use crate::node::Leaf;
 use crate::vector::UnalignedF32;
@@ -14,14 +14,16 @@ impl sealed::Sealed for Euclidean {}
 
 impl Distance for Euclidean {
     const NAME: &'static str = "euclidean";
+    stored_as_f32!();
     type Header = ();
     type Context = ();
 
-    fn new_header(_vector: UnalignedF32<'_>) {}
+    fn new_header(_values: &[f32]) {}
 
     fn context<'a>(_leaves: impl Iterator<Item = Leaf<'a, Self>>) {}
 
-    fn distance(p: &Leaf<'_, Self>, q: &Leaf<'_, Self>) -> f32 {
+    fn distance(query: &Self::Query, p: &Leaf<'_, Self>) -> f32 {
+        let q = query.leaf();
         kernels::l2_squared(p.vector, q.vector)
     }
 
@@ -37,7 +39,7 @@ impl Distance for Euclidean {
         bisecting_plane(p, q)
     }
 
-    fn margin(normal: UnalignedF32<'_>, offset: f32, query: &Leaf<'_, Self>) -> f32 {
-        offset_margin(normal, offset, query.vector)
+    fn margin(normal: UnalignedF32<'_>, offset: f32, leaf: &Leaf<'_, Self>) -> f32 {
+        offset_margin(normal, offset, leaf.vector)
     }
 }

@@ -1,22 +1,29 @@
 //! The [`Distance`] trait and the distances spinney ships.
 //!
-//! A distance decides three things: how a leaf is stored (its header), how
-//! two vectors compare, and how a set of vectors is split in two by a
-//! hyperplane while the trees grow. The trait is sealed: the on-disk format
+//! A distance decides four things: how a leaf is stored (its codec and
+//! header), how a query compares with a stored vector, how a set of stored
+//! vectors is split in two by a hyperplane while the trees grow, and how a
+//! query descends those planes. The trait is sealed: the on-disk format
 //! depends on each implementation, so only this crate provides them.
+//!
+//! The `f32` distances store vectors as they are. The binary-quantized ones
+//! (`binary.rs`) store one bit per dimension and compare an `f32` query with
+//! the bits (an asymmetric distance).
 
 use std::fmt;
 
 use bytemuck::Pod;
 
 use crate::node::Leaf;
-use crate::vector::UnalignedF32;
+use crate::vector::{F32, UnalignedF32, VectorCodec};
 
+mod binary;
 mod cosine;
 mod dot_product;
 mod euclidean;
 mod manhattan;
 
+pub use binary::{BinaryQuantizedCosine, BinaryQuantizedEuclidean, BinaryQuantizedManhattan, Hamming};
 pub use cosine::Cosine;
 pub use dot_product::DotProduct;
 pub use euclidean::Euclidean;
@@ -27,6 +34,9 @@ pub(crate) mod sealed {
     pub trait Sealed {}
 }
 
+/// A stored vector of the distance `D`, borrowed.
+pub type Vector<'a, D> = <<D as Distance>::Codec as VectorCodec>::View<'a>;
+
 /// A way to measure how far apart two vectors are, and to split vectors by a
 /// hyperplane consistently with it.
 ///
@@ -35,6 +45,18 @@ pub(crate) mod sealed {
 pub trait Distance: sealed::Sealed + Send + Sync + Sized + Copy + fmt::Debug + 'static {
     /// The name stored in the index metadata.
     const NAME: &'static str;
+
+    /// Whether the stored vectors lose information: such an index cannot
+    /// give the `f32` values back, so it cannot change to another distance.
+    const QUANTIZED: bool;
+
+    /// The default multiplier of `search_k` (see
+    /// [`crate::QueryBuilder::oversampling`]).
+    const DEFAULT_OVERSAMPLING: usize;
+
+    /// How vectors and split normals are stored.
+    #[doc(hidden)]
+    type Codec: VectorCodec;
 
     /// Per-vector data stored in front of each leaf vector.
     #[doc(hidden)]
@@ -46,18 +68,42 @@ pub trait Distance: sealed::Sealed + Send + Sync + Sized + Copy + fmt::Debug + '
     #[doc(hidden)]
     type Context: Pod + fmt::Debug + Send + Sync;
 
+    /// A query prepared for comparisons with many stored vectors.
+    #[doc(hidden)]
+    type Query: Send + Sync;
+
     /// Computes the header of a new vector.
     #[doc(hidden)]
-    fn new_header(vector: UnalignedF32<'_>) -> Self::Header;
+    fn new_header(values: &[f32]) -> Self::Header;
 
     /// Computes the build context from every leaf of the index.
     #[doc(hidden)]
     fn context<'a>(leaves: impl Iterator<Item = Leaf<'a, Self>>) -> Self::Context;
 
-    /// The internal distance: smaller is closer, and its order is the order of
-    /// [`Distance::user_distance`]'s (larger is closer for the dot product).
+    /// The values a user reads back for a stored vector: the vector itself,
+    /// or the ±1 (0/1 for Hamming) values of its bits, `dimensions` long.
     #[doc(hidden)]
-    fn distance(p: &Leaf<'_, Self>, q: &Leaf<'_, Self>) -> f32;
+    fn values(leaf: &Leaf<'_, Self>, dimensions: usize) -> Vec<f32>;
+
+    /// Prepares a query vector.
+    #[doc(hidden)]
+    fn query(values: &[f32]) -> Self::Query;
+
+    /// Prepares the stored vector of an item as a query.
+    #[doc(hidden)]
+    fn item_query(leaf: &Leaf<'_, Self>, dimensions: usize) -> Self::Query {
+        Self::query(&Self::values(leaf, dimensions))
+    }
+
+    /// The query as a leaf, to descend the split planes with.
+    #[doc(hidden)]
+    fn query_leaf(query: &Self::Query) -> Leaf<'_, Self>;
+
+    /// The internal distance from a query to a stored vector: smaller is
+    /// closer, and its order is the order of [`Distance::user_distance`]'s
+    /// (larger is closer for the dot product).
+    #[doc(hidden)]
+    fn distance(query: &Self::Query, item: &Leaf<'_, Self>) -> f32;
 
     /// The distance returned to users, from the internal one.
     #[doc(hidden)]
@@ -67,20 +113,64 @@ pub trait Distance: sealed::Sealed + Send + Sync + Sized + Copy + fmt::Debug + '
     #[doc(hidden)]
     fn split_point(leaf: &Leaf<'_, Self>, context: Self::Context, out: &mut Vec<f32>);
 
-    /// Turns two centroids (in split coordinates) into a plane: the normal and
-    /// the offset. `None` when the centroids coincide.
+    /// Turns two centroids (in split coordinates) into a plane: the normal
+    /// (encoded by the codec) and the offset. `None` when the centroids
+    /// coincide.
     #[doc(hidden)]
     fn plane(p: &[f32], q: &[f32]) -> Option<(Vec<f32>, f32)>;
 
-    /// The signed margin of a query to a plane: positive goes right.
+    /// The signed margin of a leaf (or a query's leaf) to a plane: positive
+    /// goes right.
     #[doc(hidden)]
-    fn margin(normal: UnalignedF32<'_>, offset: f32, query: &Leaf<'_, Self>) -> f32;
+    fn margin(normal: Vector<'_, Self>, offset: f32, leaf: &Leaf<'_, Self>) -> f32;
 
     /// The signed margin of a stored item to a plane while the trees grow.
     #[doc(hidden)]
-    fn item_margin(normal: UnalignedF32<'_>, offset: f32, leaf: &Leaf<'_, Self>, context: Self::Context) -> f32 {
+    fn item_margin(normal: Vector<'_, Self>, offset: f32, leaf: &Leaf<'_, Self>, context: Self::Context) -> f32 {
         let _ = context;
         Self::margin(normal, offset, leaf)
+    }
+}
+
+/// The items shared by the distances that store `f32`s as they are: the
+/// codec, the query (the vector itself) and the values read back.
+macro_rules! stored_as_f32 {
+    () => {
+        const QUANTIZED: bool = false;
+        const DEFAULT_OVERSAMPLING: usize = 1;
+        type Codec = crate::vector::F32;
+        type Query = super::ExactQuery<Self>;
+
+        fn values(leaf: &Leaf<'_, Self>, _dimensions: usize) -> Vec<f32> {
+            leaf.vector.to_vec()
+        }
+
+        fn query(values: &[f32]) -> Self::Query {
+            super::ExactQuery::new(values)
+        }
+
+        fn query_leaf(query: &Self::Query) -> Leaf<'_, Self> {
+            query.leaf()
+        }
+    };
+}
+use stored_as_f32;
+
+/// A query of an `f32` distance: the vector and its header, as if stored.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct ExactQuery<D: Distance> {
+    header: D::Header,
+    values: Vec<f32>,
+}
+
+impl<D: Distance<Codec = F32>> ExactQuery<D> {
+    pub(crate) fn new(values: &[f32]) -> ExactQuery<D> {
+        ExactQuery { header: D::new_header(values), values: values.to_vec() }
+    }
+
+    pub(crate) fn leaf(&self) -> Leaf<'_, D> {
+        Leaf { header: self.header, vector: UnalignedF32::from_slice(&self.values) }
     }
 }
 

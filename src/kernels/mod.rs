@@ -1,5 +1,6 @@
 //! The hot loops: dot product, squared L2 and L1 over unaligned vectors,
-//! with the implementation picked once per process from the CPU's features.
+//! and the Hamming distance over packed bits, with the implementation
+//! picked once per process from the CPU's features.
 //!
 //! `scalar.rs` is the portable reference: sixteen independent sums over
 //! chunks of sixteen floats, reduced pairwise in a fixed order, plus a plain
@@ -15,6 +16,7 @@ mod x86_64;
 
 use std::sync::LazyLock;
 
+use crate::bits::Bits;
 use crate::vector::UnalignedF32;
 
 /// One implementation of every kernel, over little-endian `f32` bytes.
@@ -29,6 +31,8 @@ pub struct Kernels {
     pub l2_squared: fn(&[u8], &[u8]) -> f32,
     /// The Manhattan distance.
     pub l1: fn(&[u8], &[u8]) -> f32,
+    /// The number of differing bits over whole little-endian `u64` words.
+    pub hamming: fn(&[u8], &[u8]) -> u32,
 }
 
 /// Every implementation this CPU can run, the portable one first.
@@ -66,6 +70,11 @@ pub fn l2_squared(a: UnalignedF32<'_>, b: UnalignedF32<'_>) -> f32 {
 /// The Manhattan distance between `a` and `b`.
 pub fn l1(a: UnalignedF32<'_>, b: UnalignedF32<'_>) -> f32 {
     (KERNELS.l1)(a.as_bytes(), b.as_bytes())
+}
+
+/// The number of bits that differ between `a` and `b`.
+pub fn hamming(a: Bits<'_>, b: Bits<'_>) -> u32 {
+    (KERNELS.hamming)(a.as_bytes(), b.as_bytes())
 }
 
 /// The Euclidean norm of `a`.
@@ -114,6 +123,26 @@ mod tests {
                 prop_assert!(close(found, l2, l2), "{}: l2 {found} vs {l2}", kernels.name);
                 let found = (kernels.l1)(ab, bb);
                 prop_assert!(close(found, l1, l1), "{}: l1 {found} vs {l1}", kernels.name);
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn every_hamming_kernel_counts_the_differing_bits(
+            (a, b) in (0usize..40).prop_flat_map(|len| {
+                (proptest::collection::vec(any::<u64>(), len), proptest::collection::vec(any::<u64>(), len))
+            }),
+            shift in 0usize..8,
+        ) {
+            let mut ab = vec![0u8; shift];
+            ab.extend(a.iter().flat_map(|w| w.to_le_bytes()));
+            let bb: Vec<u8> = b.iter().flat_map(|w| w.to_le_bytes()).collect();
+            let expected: u32 = a.iter().zip(&b).map(|(x, y)| {
+                (0..64).filter(|bit| (x >> bit & 1) != (y >> bit & 1)).count() as u32
+            }).sum();
+            for kernels in available() {
+                prop_assert_eq!((kernels.hamming)(&ab[shift..], &bb), expected, "{}", kernels.name);
             }
         }
     }

@@ -82,7 +82,7 @@ impl<D: Distance> Reader<'_, D> {
                 match node {
                     Node::SplitPlaneNormal(split) => {
                         stats.split_nodes += 1;
-                        stats.random_splits += usize::from(split.normal.is_empty());
+                        stats.random_splits += usize::from(split.is_random());
                     }
                     Node::Descendants(bucket) => {
                         stats.buckets += 1;
@@ -127,10 +127,9 @@ impl<D: Distance> Reader<'_, D> {
                     Node::SplitPlaneNormal(split) => {
                         let children = [(split.left, split.left_count), (split.right, split.right_count)];
                         self.order.push((key, Walked::Split(children)));
-                        let len = split.normal.len();
-                        if len != 0 && len != self.dimensions {
-                            let reason =
-                                format!("the split normal has {len} dimensions, the index {}", self.dimensions);
+                        if !split.has_dimensions(self.dimensions) {
+                            let (len, dimensions) = (split.normal_bytes().len(), self.dimensions);
+                            let reason = format!("the split normal has {len} bytes, wrong for {dimensions} dimensions");
                             return Err(Error::corrupted(key, reason));
                         }
                     }

@@ -122,7 +122,7 @@ impl<'t, D: Distance> Reader<'t, D> {
             return Ok(None);
         }
         match store::leaf::<D>(self.db, rtxn, self.index, item, self.dimensions)? {
-            Some(leaf) => Ok(Some(leaf.vector.to_vec())),
+            Some(leaf) => Ok(Some(D::values(&leaf, self.dimensions))),
             None => Err(Error::corrupted(Key::item(self.index, item), "an item of the trees has no vector")),
         }
     }

@@ -12,9 +12,8 @@ use roaring::RoaringBitmap;
 use super::Reader;
 use crate::error::Error;
 use crate::key::Key;
-use crate::node::{Leaf, Node};
+use crate::node::Node;
 use crate::store;
-use crate::vector::UnalignedF32;
 use crate::writer::check_query;
 use crate::{Distance, ItemId, Result};
 
@@ -137,7 +136,7 @@ impl<'r, 't, D: Distance> QueryBuilder<'r, 't, D> {
     /// distances.
     pub fn by_vector(&self, rtxn: &RoTxn, vector: &[f32]) -> Result<Vec<(ItemId, f32)>> {
         check_query(vector, self.reader.dimensions)?;
-        self.search(rtxn, Leaf::new(UnalignedF32::from_slice(vector)))
+        self.search(rtxn, D::query(vector))
     }
 
     /// The `count` nearest items to the vector of `item` (itself included),
@@ -148,12 +147,12 @@ impl<'r, 't, D: Distance> QueryBuilder<'r, 't, D> {
             return Ok(None);
         }
         match store::leaf::<D>(reader.db, rtxn, reader.index, item, reader.dimensions)? {
-            Some(leaf) => self.search(rtxn, leaf).map(Some),
+            Some(leaf) => self.search(rtxn, D::item_query(&leaf, reader.dimensions)).map(Some),
             None => Err(Error::corrupted(Key::item(reader.index, item), "an item of the trees has no vector")),
         }
     }
 
-    fn search(&self, rtxn: &RoTxn, query: Leaf<'_, D>) -> Result<Vec<(ItemId, f32)>> {
+    fn search(&self, rtxn: &RoTxn, query: D::Query) -> Result<Vec<(ItemId, f32)>> {
         let reader = self.reader;
         if self.count == 0 || reader.is_empty() {
             return Ok(Vec::new());
@@ -176,6 +175,7 @@ impl<'r, 't, D: Distance> QueryBuilder<'r, 't, D> {
             None => self.count.saturating_mul(reader.n_trees()).saturating_mul(self.oversampling.get()),
         } as u64;
 
+        let query_leaf = D::query_leaf(&query);
         let mut queue: BinaryHeap<Pending> =
             reader.metadata.roots.iter().map(|&node| Pending { priority: f32::INFINITY, node }).collect();
         // Distinct candidates: a hash set rather than bitmap unions, whose
@@ -202,7 +202,7 @@ impl<'r, 't, D: Distance> QueryBuilder<'r, 't, D> {
                 }
                 Node::SplitPlaneNormal(split) => {
                     let margin =
-                        if split.normal.is_empty() { 0.0 } else { D::margin(split.normal, split.offset, &query) };
+                        if split.is_random() { 0.0 } else { D::margin(split.normal, split.offset, &query_leaf) };
                     queue.push(Pending { priority: priority.min(margin), node: split.right });
                     queue.push(Pending { priority: priority.min(-margin), node: split.left });
                 }
@@ -220,7 +220,7 @@ impl<'r, 't, D: Distance> QueryBuilder<'r, 't, D> {
     fn rank(
         &self,
         rtxn: &RoTxn,
-        query: &Leaf<'_, D>,
+        query: &D::Query,
         items: impl IntoIterator<Item = ItemId>,
     ) -> Result<Vec<(ItemId, f32)>> {
         let reader = self.reader;
