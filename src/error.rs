@@ -102,6 +102,20 @@ pub enum Error {
         reason: String,
     },
 
+    /// A change of distance that would need the `f32` values of an index
+    /// that only stores bits.
+    #[error(
+        "index {index} stores {from} vectors as bits, which cannot give back the values {to} needs; add the original vectors to a new index instead"
+    )]
+    LossyDistanceChange {
+        /// The index.
+        index: u16,
+        /// The index's distance.
+        from: &'static str,
+        /// The distance asked for.
+        to: &'static str,
+    },
+
     /// The LMDB map is full.
     #[error("the LMDB map is full; abort this transaction and reopen the environment with a larger map_size")]
     MapFull,

@@ -126,13 +126,17 @@ pub struct ReadmeDoctests;
 /// **Keeping recall.** Comparing the query's bits with the item's (or a
 /// cosine of 0/1 vectors, which ignores the dimensions where both bits are
 /// clear) throws away most of what the query knows. The binary-quantized
-/// distances keep the query in `f32` and compare it with `scale × b`, `b`
-/// being the item's bits read as ±1 and `scale` its mean absolute value,
-/// stored beside the bits with the item's exact norm (8 bytes per item). For
-/// Euclidean, `|q − x|² ≈ |q|² − 2·scale·(q·b) + |x|²`, where `q·b` costs
-/// one table look-up per byte of bits. The cosine and Manhattan variants
-/// estimate their distance from the same parts. Results carry the
-/// estimates. [`Hamming`] compares bits with bits, as its users expect.
+/// distances keep the query in `f32` and estimate `q · x` from `q · b`, `b`
+/// being the item's bits read as ±1, with the estimator of RaBitQ (Gao &
+/// Long, 2024): `q · x ≈ (q · b) × |x|² / |x|₁`. The item's norm `|x|` and
+/// `|x|₁` are stored beside its bits (8 bytes per item). Euclidean is then
+/// `|q|² − 2 (q · x) + |x|²` and cosine `1 − (q · x) / (|q| |x|)`; Manhattan
+/// compares `q` with `mean × b`, `mean = |x|₁ / dimensions`. `q · b` costs
+/// one table look-up per byte of bits. Results carry these estimates.
+/// [`Hamming`] compares bits with bits, as its users expect. (Ranking
+/// 20,000 embedding-like vectors of 768 dimensions exhaustively, the
+/// estimates found 0.76 of the ten exact Euclidean neighbours, comparing
+/// bits 0.42; the README has the figures with the trees.)
 ///
 /// **Split planes.** Two-means runs on the ±1 vectors, and the plane's
 /// normal is the signs of the two centroids' difference, stored as bits like

@@ -168,6 +168,76 @@ impl<D: Distance> Writer<D> {
         ItemIter::new(self.db, rtxn, self.index, self.dimensions)
     }
 
+    /// Changes the distance of this index to `ND`, in `wtxn`: rewrites every
+    /// stored vector for `ND` (quantizing it, for a binary-quantized `ND`),
+    /// drops the trees and any pending change, and returns a writer for
+    /// `ND`. The index is then unbuilt until the next build, which grows a
+    /// new forest with `ND`; abort the transaction to keep it as it was.
+    ///
+    /// Leaving a quantized distance for another one returns
+    /// [`Error::LossyDistanceChange`]: the bits cannot give the values back.
+    /// Changing to the same distance only drops the trees.
+    pub fn prepare_changing_distance<ND: Distance>(self, wtxn: &mut RwTxn) -> Result<Writer<ND>> {
+        self.check_dimensions()?;
+        let index = self.index;
+        self.built_metadata(wtxn)?;
+        if D::NAME != ND::NAME {
+            if D::QUANTIZED {
+                return Err(Error::LossyDistanceChange { index, from: D::NAME, to: ND::NAME });
+            }
+            self.rewrite_items::<ND>(wtxn)?;
+        }
+        for mode in [NodeMode::Updated, NodeMode::Tree] {
+            store::delete_mode(self.db, wtxn, index, mode)?;
+        }
+        self.db.delete(wtxn, &Key::metadata(index))?;
+        self.db.delete(wtxn, &Key::version(index))?;
+        let Writer { db, index, dimensions, tmpdir, marker: _ } = self;
+        Ok(Writer { db, index, dimensions, tmpdir, marker: PhantomData })
+    }
+
+    /// Re-encodes every item for `ND`, a batch of items at a time (a cursor
+    /// cannot read while the same transaction writes).
+    fn rewrite_items<ND: Distance>(&self, wtxn: &mut RwTxn) -> Result<()> {
+        const BATCH: usize = 1024;
+        let mut batch: Vec<(ItemId, Vec<u8>)> = Vec::with_capacity(BATCH);
+        let mut from = 0;
+        loop {
+            let range = Key::item(self.index, from)..=Key::item(self.index, u32::MAX);
+            for entry in self.db.range(wtxn, &range)?.take(BATCH) {
+                let (key, bytes) = entry?;
+                let leaf = store::decode_leaf::<D>(key, bytes, self.dimensions)?;
+                let mut encoded = Vec::new();
+                encode_leaf::<ND>(&D::values(&leaf, self.dimensions), &mut encoded);
+                batch.push((key.id, encoded));
+            }
+            for (item, bytes) in &batch {
+                self.db.put(wtxn, &Key::item(self.index, *item), bytes)?;
+            }
+            match batch.last() {
+                Some(&(last, _)) if batch.len() == BATCH && last < u32::MAX => from = last + 1,
+                _ => return Ok(()),
+            }
+            batch.clear();
+        }
+    }
+
+    /// The metadata of the last build, checked against this writer's
+    /// distance and dimensions; `None` if the index was never built.
+    pub(crate) fn built_metadata<'t>(&self, rtxn: &'t RoTxn) -> Result<Option<Metadata<'t>>> {
+        let index = self.index;
+        let Some(metadata) = store::metadata(self.db, rtxn, index)? else { return Ok(None) };
+        if metadata.distance != D::NAME {
+            let found = metadata.distance.into_owned();
+            return Err(Error::DistanceMismatch { index, expected: D::NAME, found });
+        }
+        if metadata.dimensions as usize != self.dimensions {
+            let found = metadata.dimensions as usize;
+            return Err(Error::IndexDimensionMismatch { index, expected: self.dimensions, found });
+        }
+        Ok(Some(metadata))
+    }
+
     /// Options for a build of this index; finish with [`Builder::build`].
     ///
     /// `rng` seeds the build: the same seed over the same items gives the

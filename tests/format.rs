@@ -73,7 +73,7 @@ fn default_tree_counts() {
     for items in [0u64, 1, 100, 1_000, 10_000, 100_000, 1_000_000, 100_000_000] {
         write!(table, "{items}:").unwrap();
         for dimensions in [2, 16, 64, 128, 384, 768, 1536, 3072] {
-            write!(table, " {}", default_n_trees(items, dimensions)).unwrap();
+            write!(table, " {}", default_n_trees::<Euclidean>(items, dimensions)).unwrap();
         }
         table.push('\n');
     }

@@ -158,7 +158,7 @@ fn changing_n_trees_adds_trees_or_drops_the_oldest() {
     // Unset, the count follows the formula, as for a fresh build.
     writer.builder(&mut common::rng(4)).build(&mut wtxn).unwrap();
     let reader = Reader::<Euclidean>::open(&wtxn, 0, db).unwrap();
-    assert_eq!(reader.n_trees(), spinney::default_n_trees(2_000, 8));
+    assert_eq!(reader.n_trees(), spinney::default_n_trees::<Euclidean>(2_000, 8));
     reader.check(&wtxn).unwrap();
 }
 
@@ -176,7 +176,7 @@ fn a_new_split_after_regrows_the_forest_over_every_item() {
     let reader = Reader::<Euclidean>::open(&wtxn, 0, db).unwrap();
     reader.check(&wtxn).unwrap();
     assert_eq!(reader.n_items(), 2_001);
-    assert_eq!(reader.n_trees(), spinney::default_n_trees(2_001, 8));
+    assert_eq!(reader.n_trees(), spinney::default_n_trees::<Euclidean>(2_001, 8));
     let stats = reader.stats(&wtxn).unwrap();
     assert!(stats.trees.iter().all(|tree| tree.largest_bucket <= 20 && tree.largest_bucket > 10), "{stats:?}");
 }

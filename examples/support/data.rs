@@ -179,6 +179,31 @@ pub fn clustered(n: usize, n_queries: usize, dimensions: usize, seed: u64) -> Da
     Dataset { name: format!("clustered-{n}x{dimensions}"), base, queries, ground_truth: None }
 }
 
+/// `n` vectors that vary along only 32 latent directions, mapped into
+/// `dimensions` by a fixed random matrix, plus a little noise in every
+/// dimension: the low intrinsic dimension of model embeddings, whose values
+/// are centred on zero.
+pub fn low_rank(n: usize, n_queries: usize, dimensions: usize, seed: u64) -> Dataset {
+    const LATENT: usize = 32;
+    let mut rng = StdRng::seed_from_u64(seed);
+    let map: Vec<f32> = (0..dimensions * LATENT).map(|_| gaussian(&mut rng) / (LATENT as f32).sqrt()).collect();
+    let mut draw = |count: usize| {
+        let mut values = Vec::with_capacity(count * dimensions);
+        let mut latent = [0.0f32; LATENT];
+        for _ in 0..count {
+            latent.iter_mut().for_each(|z| *z = gaussian(&mut rng));
+            for row in map.chunks_exact(LATENT) {
+                let x: f32 = row.iter().zip(&latent).map(|(m, z)| m * z).sum();
+                values.push(x + 0.1 * gaussian(&mut rng));
+            }
+        }
+        Vectors { dimensions, values }
+    };
+    let base = draw(n);
+    let queries = draw(n_queries);
+    Dataset { name: format!("low-rank-{n}x{dimensions}"), base, queries, ground_truth: None }
+}
+
 /// The distance of the metric named, smaller is closer.
 pub fn exact_distance(metric: &str, a: &[f32], b: &[f32]) -> f32 {
     let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();

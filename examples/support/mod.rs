@@ -12,7 +12,10 @@ use std::time::{Duration, Instant};
 
 use rand::SeedableRng;
 use rand::rngs::StdRng;
-use spinney::distances::{Cosine, DotProduct, Euclidean, Manhattan};
+use spinney::distances::{
+    BinaryQuantizedCosine, BinaryQuantizedEuclidean, BinaryQuantizedManhattan, Cosine, DotProduct, Euclidean, Hamming,
+    Manhattan,
+};
 use spinney::heed::{CommitOrAbort, EnvOpenOptions};
 use spinney::{Database, Distance, Reader, Writer};
 
@@ -21,6 +24,8 @@ use spinney::{Database, Distance, Reader, Writer};
 pub struct Options {
     /// A TEXMEX folder or an `.npy` file; generated data when `None`.
     pub data: Option<PathBuf>,
+    /// How to generate data when there is none: `clustered` or `low-rank`.
+    pub generator: String,
     pub metric: String,
     pub n: usize,
     pub dimensions: usize,
@@ -34,6 +39,7 @@ impl Default for Options {
     fn default() -> Options {
         Options {
             data: None,
+            generator: "clustered".into(),
             metric: "euclidean".into(),
             n: 100_000,
             dimensions: 128,
@@ -45,8 +51,9 @@ impl Default for Options {
     }
 }
 
-pub const USAGE: &str = "options: --data DIR|FILE.npy, --metric euclidean|cosine|manhattan|dot-product, \
---n N, --dimensions D, --queries Q, --trees T, --split-after S, --seed S";
+pub const USAGE: &str = "options: --data DIR|FILE.npy, --metric euclidean|cosine|manhattan|dot-product\
+|binary-quantized-euclidean|binary-quantized-cosine|binary-quantized-manhattan|hamming, \
+--generator clustered|low-rank, --n N, --dimensions D, --queries Q, --trees T, --split-after S, --seed S";
 
 impl Options {
     /// Parses `--flag value` pairs over the defaults.
@@ -58,6 +65,7 @@ impl Options {
             match flag.as_str() {
                 "--data" => options.data = Some(value()?.into()),
                 "--metric" => options.metric = value()?,
+                "--generator" => options.generator = value()?,
                 "--n" => options.n = value()?.parse()?,
                 "--dimensions" => options.dimensions = value()?.parse()?,
                 "--queries" => options.queries = value()?.parse()?,
@@ -110,6 +118,10 @@ pub fn measure(options: &Options) -> Result<Report, Box<dyn Error>> {
         "cosine" => measure_with::<Cosine>(options),
         "manhattan" => measure_with::<Manhattan>(options),
         "dot-product" => measure_with::<DotProduct>(options),
+        "binary-quantized-euclidean" => measure_with::<BinaryQuantizedEuclidean>(options),
+        "binary-quantized-cosine" => measure_with::<BinaryQuantizedCosine>(options),
+        "binary-quantized-manhattan" => measure_with::<BinaryQuantizedManhattan>(options),
+        "hamming" => measure_with::<Hamming>(options),
         other => Err(format!("unknown metric {other}; {USAGE}").into()),
     }
 }
@@ -120,16 +132,30 @@ fn load(options: &Options, metric: &str) -> Result<data::Dataset, Box<dyn Error>
             data::read_npy_dataset(path, options.queries, options.seed)?
         }
         Some(dir) => data::read_texmex(dir, metric)?,
-        None => data::clustered(options.n, options.queries, options.dimensions, options.seed),
+        None => match options.generator.as_str() {
+            "clustered" => data::clustered(options.n, options.queries, options.dimensions, options.seed),
+            "low-rank" => data::low_rank(options.n, options.queries, options.dimensions, options.seed),
+            other => return Err(format!("unknown generator {other}; {USAGE}").into()),
+        },
     })
+}
+
+/// The exact `f32` metric a distance is measured against: itself, or the
+/// one a distance over bits approximates (cosine for Hamming, since the
+/// signs of a vector keep its direction).
+pub fn truth_metric(metric: &str) -> &str {
+    match metric {
+        "hamming" => "cosine",
+        other => other.strip_prefix("binary-quantized-").unwrap_or(other),
+    }
 }
 
 fn measure_with<D: Distance>(options: &Options) -> Result<Report, Box<dyn Error>> {
     let metric = D::NAME;
-    let dataset = load(options, metric)?;
+    let dataset = load(options, truth_metric(metric))?;
     let truth = match &dataset.ground_truth {
         Some(truth) => truth.clone(),
-        None => data::brute_force(&dataset, metric, 10),
+        None => data::brute_force(&dataset, truth_metric(metric), 10),
     };
     let (n, dimensions) = (dataset.base.len(), dataset.base.dimensions);
 

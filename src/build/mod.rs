@@ -50,6 +50,7 @@ use crate::key::{Key, NodeMode};
 use crate::metadata::Metadata;
 use crate::progress::{MainStep, SubStep, WriterProgress};
 use crate::store;
+use crate::vector::VectorCodec;
 use crate::writer::Writer;
 use crate::{Distance, Result, version};
 
@@ -60,34 +61,37 @@ const UPDATE_BATCH: usize = 64;
 /// The most trees an index can have.
 pub const MAX_TREES: usize = 4096;
 
-/// The number of trees a build grows when [`Builder::n_trees`] is not set.
+/// The number of trees a build of an index with the distance `D` grows when
+/// [`Builder::n_trees`] is not set.
 ///
-/// The forest is sized to cost about half as much disk as the vectors. A
-/// tree stores each item once in a bucket (about 4 bytes) and one split
-/// normal of `4 × dimensions` bytes per bucket, and buckets hold about
-/// `0.6 × split_after` items on average, so a tree costs about
-/// `4 × dimensions / (0.6 × split_after) + 4` bytes per item against
-/// `4 × dimensions` for the vector. Hence
+/// The forest is sized to cost about half as much disk as the vectors. With
+/// `v` the bytes of one stored vector (`4 × dimensions` for `f32`s,
+/// `dimensions / 8` rounded up to whole 8-byte words for bits), a tree
+/// stores each item once in a bucket (about 4 bytes) and one split normal of
+/// `v` bytes per bucket, and buckets hold about `0.6 × split_after` items on
+/// average, so a tree costs about `v / (0.6 × split_after) + 4` bytes per
+/// item against `v` for the vector. Hence
 ///
 /// ```text
-/// n_trees = clamp(ceil(2 × dimensions / (4 × dimensions / (0.6 × split_after) + 4)), 10, 512)
+/// n_trees = clamp(ceil(v / 2 / (v / (0.6 × split_after) + 4)), 10, 512)
 /// ```
 ///
 /// with `split_after` from [`default_split_after`], and a single tree when
-/// every item fits in one bucket (all trees would be the same). This gives 12
-/// trees at 64 dimensions, 24 at 128 and 64 at 768. Measured on SIFT small
+/// every item fits in one bucket (all trees would be the same). For `f32`s
+/// this gives 12 trees at 64 dimensions, 24 at 128 and 64 at 768; for bits,
+/// whose vectors are 32 times smaller, 10 up to 1,536 dimensions. Measured on SIFT small
 /// (10k × 128, see the README), the index with 24 trees fills 1.59× the raw
 /// vectors in LMDB pages (1.69× as a file, with LMDB's free pages; 10 trees
 /// and 50 trees take 1.34× and 2.06× in pages) and reaches recall@10 0.977
 /// at `search_k = 960`.
-pub fn default_n_trees(n_items: u64, dimensions: usize) -> usize {
+pub fn default_n_trees<D: Distance>(n_items: u64, dimensions: usize) -> usize {
     let split_after = default_split_after(dimensions);
     if n_items <= split_after as u64 {
         return 1;
     }
-    let dimensions = dimensions as f64;
-    let bytes_per_item_per_tree = 4.0 * dimensions / (0.6 * split_after as f64) + 4.0;
-    ((2.0 * dimensions / bytes_per_item_per_tree).ceil() as usize).clamp(10, 512)
+    let vector = D::Codec::size(dimensions) as f64;
+    let bytes_per_item_per_tree = vector / (0.6 * split_after as f64) + 4.0;
+    ((vector / 2.0 / bytes_per_item_per_tree).ceil() as usize).clamp(10, 512)
 }
 
 /// The bucket size a build uses when [`Builder::split_after`] is not set:
@@ -187,17 +191,7 @@ impl<'a, D: Distance, R: Rng + SeedableRng> Builder<'a, D, R> {
         let writer = self.writer;
         writer.check_dimensions()?;
         let (db, index, dimensions) = (writer.db, writer.index, writer.dimensions);
-        let previous = store::metadata(db, wtxn, index)?;
-        if let Some(metadata) = &previous {
-            if metadata.distance != D::NAME {
-                let found = metadata.distance.to_string();
-                return Err(Error::DistanceMismatch { index, expected: D::NAME, found });
-            }
-            if metadata.dimensions as usize != dimensions {
-                let found = metadata.dimensions as usize;
-                return Err(Error::IndexDimensionMismatch { index, expected: dimensions, found });
-            }
-        }
+        let previous = writer.built_metadata(wtxn)?;
         self.check_cancel()?;
         let seed: u64 = self.rng.random();
 
@@ -290,7 +284,7 @@ impl<'a, D: Distance, R: Rng + SeedableRng> Builder<'a, D, R> {
             None => Changes::<D>::read(db, rtxn, index, dimensions, built)?,
         };
         let n_items = everything.as_ref().map_or(changes.items.len(), |frozen| frozen.len() as u64);
-        let n_trees = self.n_trees.unwrap_or_else(|| default_n_trees(n_items, dimensions));
+        let n_trees = self.n_trees.unwrap_or_else(|| default_n_trees::<D>(n_items, dimensions));
         // Never empty unless `roots` is: `n_trees` is at least one.
         let kept = &roots[roots.len().saturating_sub(n_trees)..];
         let n_grown = n_trees - kept.len();

@@ -23,19 +23,30 @@ const BINARY_OVERSAMPLING: usize = 4;
 #[derive(Debug, Clone, Copy, PartialEq, Pod, Zeroable)]
 #[repr(C)]
 pub struct ScaleHeader {
-    /// The Euclidean norm of the original vector.
+    /// The Euclidean norm of the original vector, `|x|`.
     pub norm: f32,
-    /// The mean absolute value of the original vector: `scale × b` is the
-    /// ±1 vector nearest to it.
-    pub scale: f32,
+    /// The sum of the absolute values of the original vector, `|x|₁`, which
+    /// is also `x · b`.
+    pub l1: f32,
 }
 
 impl ScaleHeader {
     fn of(values: &[f32]) -> ScaleHeader {
         let norm = kernels::norm(UnalignedF32::from_slice(values));
-        let scale =
-            if values.is_empty() { 0.0 } else { values.iter().map(|v| v.abs()).sum::<f32>() / values.len() as f32 };
-        ScaleHeader { norm, scale }
+        ScaleHeader { norm, l1: values.iter().map(|v| v.abs()).sum() }
+    }
+
+    /// The estimate of `q · x` is `(q · b) × this`: the unbiased estimator
+    /// of RaBitQ (Gao & Long, 2024), `(q · b) / (x̂ · b)` with `x̂ = x / |x|`,
+    /// scaled back by `|x|`.
+    fn dot_scale(self) -> f32 {
+        if self.l1 > 0.0 { self.norm * self.norm / self.l1 } else { 0.0 }
+    }
+
+    /// The mean absolute value over `dimensions`: `mean × b` is the ±1 vector
+    /// nearest to `x`.
+    fn mean(self, dimensions: usize) -> f32 {
+        if dimensions > 0 { self.l1 / dimensions as f32 } else { 0.0 }
     }
 }
 
@@ -112,19 +123,19 @@ fn sign_plane(p: &[f32], q: &[f32]) -> Option<(Vec<f32>, f32)> {
     Some((normal, p.len() as f32 - midpoint))
 }
 
-/// The query's values as `scale × b` for an item's bits, so that asking for
+/// The query's values as `mean × b` for an item's bits, so that asking for
 /// an item's neighbours compares like any other query.
 fn reconstructed<D: Distance<Codec = PackedBits, Header = ScaleHeader>>(
     leaf: &Leaf<'_, D>,
     dimensions: usize,
 ) -> Vec<f32> {
-    let scale = leaf.header.scale;
+    let scale = leaf.header.mean(dimensions);
     leaf.vector.iter(dimensions).map(|bit| if bit { scale } else { -scale }).collect()
 }
 
 /// Euclidean distance to items stored as one bit per dimension: about 32
 /// times smaller than [`super::Euclidean`], with distances estimated from
-/// the bits, the item's norm and its mean absolute value (see
+/// an `f32` query, the item's bits and its two norms (see
 /// [`crate::distances`]). Results carry the estimated distance.
 ///
 /// `item_vector` returns the ±1 vector of the bits.
@@ -152,8 +163,8 @@ impl Distance for BinaryQuantizedEuclidean {
     }
 
     fn distance(query: &Self::Query, item: &Leaf<'_, Self>) -> f32 {
-        let cross = item.header.scale * query.prepared.dot(item.vector);
-        (query.norm * query.norm - 2.0 * cross + item.header.norm * item.header.norm).max(0.0)
+        let dot = item.header.dot_scale() * query.prepared.dot(item.vector);
+        (query.norm * query.norm - 2.0 * dot + item.header.norm * item.header.norm).max(0.0)
     }
 
     fn user_distance(distance: f32) -> f32 {
@@ -163,7 +174,7 @@ impl Distance for BinaryQuantizedEuclidean {
 
 /// Cosine distance to items stored as one bit per dimension: about 32 times
 /// smaller than [`super::Cosine`]; the query stays `f32` and each item's
-/// cosine is estimated from its bits, norm and mean absolute value.
+/// cosine is estimated from its bits and its two norms.
 /// Results carry the estimated distance, in `[0, 2]`.
 ///
 /// `item_vector` returns the ±1 vector of the bits.
@@ -193,7 +204,8 @@ impl Distance for BinaryQuantizedCosine {
     fn distance(query: &Self::Query, item: &Leaf<'_, Self>) -> f32 {
         let norms = query.norm * item.header.norm;
         if norms > 0.0 {
-            (1.0 - item.header.scale * query.prepared.dot(item.vector) / norms).clamp(0.0, 2.0)
+            let dot = item.header.dot_scale() * query.prepared.dot(item.vector);
+            (1.0 - dot / norms).clamp(0.0, 2.0)
         } else {
             1.0
         }
@@ -206,7 +218,7 @@ impl Distance for BinaryQuantizedCosine {
 
 /// Manhattan (L1) distance to items stored as one bit per dimension: about
 /// 32 times smaller than [`super::Manhattan`]; the query stays `f32` and is
-/// compared with `scale × b`, `scale` being the item's mean absolute value.
+/// compared with `mean × b`, `mean` being the item's mean absolute value.
 /// Results carry the estimated distance.
 ///
 /// `item_vector` returns the ±1 vector of the bits.
@@ -234,7 +246,8 @@ impl Distance for BinaryQuantizedManhattan {
     }
 
     fn distance(query: &Self::Query, item: &Leaf<'_, Self>) -> f32 {
-        signed_l1(&query.prepared, item.header.scale, item.vector)
+        let values = &query.prepared;
+        signed_l1(values, item.header.mean(values.len()), item.vector)
     }
 
     fn user_distance(distance: f32) -> f32 {

@@ -90,7 +90,7 @@ impl<'r, 't, D: Distance> QueryBuilder<'r, 't, D> {
             reader,
             count,
             search_k: None,
-            oversampling: NonZeroUsize::MIN,
+            oversampling: NonZeroUsize::new(D::DEFAULT_OVERSAMPLING).unwrap_or(NonZeroUsize::MIN),
             candidates: None,
             exact_below_count: DEFAULT_EXACT_BELOW_COUNT,
             exact_below_ratio: DEFAULT_EXACT_BELOW_RATIO,
@@ -106,8 +106,10 @@ impl<'r, 't, D: Distance> QueryBuilder<'r, 't, D> {
         self
     }
 
-    /// Multiplies the default `search_k` (1 by default). It has no effect
-    /// when `search_k` is set.
+    /// Multiplies the default `search_k`. It has no effect when `search_k`
+    /// is set. Defaults to [`Distance::DEFAULT_OVERSAMPLING`]: 1 for the
+    /// `f32` distances, 4 for the distances over bits, which compare
+    /// candidates faster.
     pub fn oversampling(&mut self, oversampling: NonZeroUsize) -> &mut Self {
         self.oversampling = oversampling;
         self

@@ -244,8 +244,9 @@ fn child(engine: &str, run: &Run) -> Result<()> {
         Some(truth) => truth.clone(),
         None => data::brute_force(&dataset, &run.metric, 10),
     };
-    let trees =
-        run.trees.unwrap_or_else(|| spinney::default_n_trees(dataset.base.len() as u64, dataset.base.dimensions));
+    let trees = run.trees.unwrap_or_else(|| {
+        spinney::default_n_trees::<spinney::distances::Euclidean>(dataset.base.len() as u64, dataset.base.dimensions)
+    });
     let cosine = run.metric == "cosine";
     let measured = match (engine, cosine) {
         ("spinney", false) => run_spinney::<spinney::distances::Euclidean>(&dataset, &truth, trees)?,
