@@ -6,7 +6,7 @@ mod common;
 use std::fmt::Write;
 
 use common::{MIB, TestEnv, data};
-use spinney::distances::Euclidean;
+use spinney::distances::{Euclidean, Hamming};
 use spinney::heed::BytesDecode;
 use spinney::{Key, NodeCodec, NodeMode, Writer, default_n_trees, default_split_after};
 
@@ -77,6 +77,11 @@ fn default_tree_counts() {
         }
         table.push('\n');
     }
+    table.push_str("bits, 100_000 items:");
+    for dimensions in [2, 16, 64, 128, 384, 768, 1536, 3072] {
+        write!(table, " {}", default_n_trees::<Hamming>(100_000, dimensions)).unwrap();
+    }
+    table.push('\n');
     table.push_str("split_after:");
     for dimensions in [2, 16, 64, 128, 384, 768, 1536, 3072] {
         write!(table, " {}", default_split_after(dimensions)).unwrap();
@@ -96,4 +101,15 @@ fn format_page_test_vectors() {
     let entries = test.dump();
     let leaf = entries.iter().find(|(k, _)| k[..] == key.to_bytes()).unwrap();
     assert_eq!(leaf.1, [0x00, 0x00, 0x00, 0x80, 0x3f, 0x00, 0x00, 0x00, 0xc0]);
+
+    let db = test.database::<Hamming>();
+    let mut values = vec![-1.0; 65];
+    (values[0], values[64]) = (1.0, 1.0);
+    let mut wtxn = test.env.write_txn().unwrap();
+    Writer::<Hamming>::new(db, 2, 65).add_item(&mut wtxn, 0, &values).unwrap();
+    wtxn.commit().unwrap();
+    let key = Key { index: 2, mode: NodeMode::Item, id: 0 };
+    let entries = test.dump();
+    let leaf = entries.iter().find(|(k, _)| k[..] == key.to_bytes()).unwrap();
+    assert_eq!(leaf.1, [0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0]);
 }
