@@ -1,5 +1,5 @@
-//! The distance kernels at 128, 384, 768 and 1536 dimensions, every
-//! implementation this CPU runs; then one query at a fixed `search_k` on
+//! The distance kernels at 128, 384, 768 and 1536 dimensions (`f32`s, and
+//! packed bits for Hamming), every implementation this CPU runs; then one query at a fixed `search_k` on
 //! 100k x 128 generated vectors, and a build of 10k of them.
 //!
 //! ```text
@@ -48,6 +48,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
             println!("{row}");
         }
+        let mut row = format!("| hamming (bits) | {} |", kernels.name);
+        for dimensions in [128, 384, 768, 1536] {
+            let a: Vec<u8> = (0..dimensions / 8 + 1).map(|i| (i * 7 % 251) as u8).collect();
+            let b: Vec<u8> = (0..dimensions / 8 + 1).map(|i| (i * 13 % 241) as u8).collect();
+            let ns = time_per_call(|| {
+                black_box((kernels.hamming)(black_box(&a[1..]), black_box(&b[1..])));
+            });
+            row.push_str(&format!(" {ns:.1} ns |"));
+        }
+        println!("{row}");
     }
 
     let set = support::data::clustered(100_000, 100, 128, 42);

@@ -192,7 +192,7 @@ fn measure_with<D: Distance>(options: &Options) -> Result<Report, Box<dyn Error>
     let rtxn = env.read_txn()?;
     let reader = Reader::<D>::open(&rtxn, 0, db)?;
     let mut curve = Vec::new();
-    let default_k = 10 * reader.n_trees();
+    let default_k = 10 * reader.n_trees() * D::DEFAULT_OVERSAMPLING;
     for factor in [1, 2, 4, 8, 16] {
         let search_k = NonZeroUsize::new(default_k * factor).unwrap_or(NonZeroUsize::MIN);
         let mut found = Vec::new();
@@ -225,6 +225,41 @@ fn measure_with<D: Distance>(options: &Options) -> Result<Report, Box<dyn Error>
     })
 }
 
+/// The benchmarks' entry point: `--child ARGS` measures one run and prints
+/// its report; otherwise each of `runs` (made from the arguments) is run in
+/// a child process of its own, so that the peak memory each reports is its
+/// own, and the JSON lines of all come last.
+pub fn bench_main(runs: impl FnOnce(&[String]) -> Vec<Vec<String>>) -> Result<(), Box<dyn Error>> {
+    // `cargo bench` passes `--bench`; it means nothing here.
+    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+    if args.first().is_some_and(|a| a == "--child") {
+        let report = measure(&Options::parse(args[1..].iter().cloned())?)?;
+        report.print();
+        for line in report.json_lines() {
+            println!("JSON {line}");
+        }
+        return Ok(());
+    }
+    let mut json = Vec::new();
+    for run in runs(&args) {
+        let output = std::process::Command::new(std::env::current_exe()?).arg("--child").args(&run).output()?;
+        if !output.status.success() {
+            return Err(format!("run {run:?} failed: {}", String::from_utf8_lossy(&output.stderr)).into());
+        }
+        for line in String::from_utf8(output.stdout)?.lines() {
+            match line.strip_prefix("JSON ") {
+                Some(object) => json.push(object.to_string()),
+                None => println!("{line}"),
+            }
+        }
+    }
+    println!("JSON lines:");
+    for line in json {
+        println!("{line}");
+    }
+    Ok(())
+}
+
 const MIB: f64 = (1 << 20) as f64;
 
 impl Report {
@@ -243,6 +278,9 @@ impl Report {
             self.disk_bytes as f64 / self.raw_bytes as f64,
             self.peak_rss_bytes.map_or("unknown".into(), |b| format!("{:.0} MiB", b as f64 / MIB)),
         );
+        if truth_metric(self.metric) != self.metric {
+            println!("Recall against the exact {} neighbours of the f32 vectors.", truth_metric(self.metric));
+        }
         println!("\n| search_k | recall@10 | queries/s | ms/query |\n| ---: | ---: | ---: | ---: |");
         for point in &self.curve {
             println!("| {} | {:.3} | {:.0} | {:.3} |", point.search_k, point.recall, point.qps, 1000.0 / point.qps);
