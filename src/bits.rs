@@ -98,6 +98,10 @@ impl VectorCodec for PackedBits {
             .collect()
     }
 
+    fn is_canonical(view: Bits<'_>, dimensions: usize) -> bool {
+        !view.has_padding_set(dimensions)
+    }
+
     fn borrow(owned: &Vec<u64>) -> Bits<'_> {
         Bits::from_words(owned)
     }

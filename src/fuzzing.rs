@@ -11,7 +11,8 @@ use crate::distance::{
 use crate::key::Key;
 use crate::metadata::Metadata;
 use crate::node::Node;
-use crate::vector::UnalignedF32;
+use crate::bits::{PackedBits, signs};
+use crate::vector::{UnalignedF32, VectorCodec};
 
 /// Keys: seven bytes round-trip exactly.
 pub fn key(bytes: &[u8]) {
@@ -53,9 +54,17 @@ pub fn metadata(bytes: &[u8]) {
     assert_eq!(Metadata::decode(&again).expect("re-encoded metadata decodes"), metadata);
 }
 
-/// Vectors: whole floats round-trip bit for bit.
+/// Vectors: whole floats round-trip bit for bit, and whole words of bits
+/// read as ±1 values encode back to the same bits.
 pub fn vector(bytes: &[u8]) {
-    let Ok(vector) = UnalignedF32::from_bytes(bytes) else { return };
-    let values = vector.to_vec();
-    assert_eq!(UnalignedF32::from_slice(&values).as_bytes(), bytes);
+    if let Ok(vector) = UnalignedF32::from_bytes(bytes) {
+        let values = vector.to_vec();
+        assert_eq!(UnalignedF32::from_slice(&values).as_bytes(), bytes);
+    }
+    if let Ok(bits) = PackedBits::view(bytes) {
+        let mut values = Vec::new();
+        signs(bits, bits.capacity(), &mut values);
+        let again = PackedBits::encode(&values);
+        assert_eq!(PackedBits::borrow(&again).as_bytes(), bytes);
+    }
 }

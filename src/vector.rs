@@ -30,6 +30,10 @@ pub trait VectorCodec: Send + Sync + 'static {
     /// Encodes `values`.
     fn encode(values: &[f32]) -> Self::Owned;
 
+    /// Whether a stored vector of `dimensions` values is as `encode` writes
+    /// it (for bits: no padding bit set).
+    fn is_canonical(view: Self::View<'_>, dimensions: usize) -> bool;
+
     /// Views an encoded vector.
     fn borrow(owned: &Self::Owned) -> Self::View<'_>;
 }
@@ -57,6 +61,10 @@ impl VectorCodec for F32 {
 
     fn encode(values: &[f32]) -> Vec<f32> {
         values.to_vec()
+    }
+
+    fn is_canonical(_view: UnalignedF32<'_>, _dimensions: usize) -> bool {
+        true
     }
 
     fn borrow(owned: &Vec<f32>) -> UnalignedF32<'_> {

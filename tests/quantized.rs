@@ -172,6 +172,28 @@ fn bits_are_packed_with_clear_padding_and_read_back_at_their_length() {
 }
 
 #[test]
+fn check_finds_padding_bits_set() {
+    let test = TestEnv::new(16 * MIB);
+    let db = test.database::<Hamming>();
+    let writer = Writer::<Hamming>::new(db, 0, 5);
+    let mut wtxn = test.env.write_txn().unwrap();
+    writer.add_item(&mut wtxn, 0, &[1.0, 0.0, 1.0, 0.0, 1.0]).unwrap();
+    writer.builder(&mut common::rng(1)).build(&mut wtxn).unwrap();
+    let raw = db.remap_types::<spinney::heed::types::Bytes, spinney::heed::types::Bytes>();
+    let key = Key { index: 0, mode: NodeMode::Item, id: 0 }.to_bytes();
+    // Bits 0, 2 and 4 are the values; bit 5 is padding.
+    assert_eq!(raw.get(&wtxn, &key).unwrap().unwrap(), [0, 0b10101, 0, 0, 0, 0, 0, 0, 0]);
+    Reader::<Hamming>::open(&wtxn, 0, db).unwrap().check(&wtxn).unwrap();
+    raw.put(&mut wtxn, &key, &[0, 0b110101, 0, 0, 0, 0, 0, 0, 0]).unwrap();
+    let err = Reader::<Hamming>::open(&wtxn, 0, db).unwrap().check(&wtxn).unwrap_err();
+    assert!(matches!(err, Error::Corrupted { ref reason, .. } if reason.contains("padding")), "{err}");
+    // A vector of the wrong length is refused where it is read.
+    raw.put(&mut wtxn, &key, &[0, 0b10101, 0, 0, 0, 0, 0, 0]).unwrap();
+    let reader = Reader::<Hamming>::open(&wtxn, 0, db).unwrap();
+    assert!(matches!(reader.item_vector(&wtxn, 0), Err(Error::Corrupted { .. })));
+}
+
+#[test]
 fn one_and_sixty_five_dimension_indexes_answer_queries() {
     for dimensions in [1, 65] {
         let set = data::low_rank(600, 5, dimensions, 4);

@@ -8,6 +8,7 @@ use crate::error::Error;
 use crate::key::{Key, NodeMode};
 use crate::node::Node;
 use crate::store;
+use crate::vector::VectorCodec;
 use crate::{Distance, Result};
 
 /// The shape of one tree.
@@ -106,7 +107,7 @@ impl<D: Distance> Reader<'_, D> {
     /// tree node exists and decodes, no node is reached twice, each tree
     /// holds every built item exactly once, split counts match the items
     /// under them, split normals have the index's dimensions, every item has
-    /// a vector of the right length, every change since the last build kept
+    /// a vector of the right length (with clear padding bits, for bits), every change since the last build kept
     /// the vector the trees placed its item with, and there is no stray node
     /// or item.
     pub fn check(&self, rtxn: &RoTxn) -> Result<()> {
@@ -197,7 +198,10 @@ impl<D: Distance> Reader<'_, D> {
             if !items.contains(key.id) && !self.pending.contains(key.id) {
                 return Err(Error::corrupted(key, "the item is stored but in no tree, and not marked as changed"));
             }
-            store::decode_leaf::<D>(key, bytes, self.dimensions)?;
+            let leaf = store::decode_leaf::<D>(key, bytes, self.dimensions)?;
+            if !D::Codec::is_canonical(leaf.vector, self.dimensions) {
+                return Err(Error::corrupted(key, "the vector has padding bits set"));
+            }
             stored.insert(key.id);
         }
         if let Some(missing) = (items - &stored - &self.pending).min() {
