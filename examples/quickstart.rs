@@ -7,9 +7,11 @@
 //! ```
 //!
 //! Options: `--data DIR` (TEXMEX: base.fvecs, query.fvecs, gt_*.ivecs) or
-//! `--data FILE.npy`, `--metric euclidean|cosine|manhattan|dot-product`,
-//! `--n N`, `--dimensions D`, `--queries Q`, `--trees T`, `--split-after S`,
-//! `--seed S`.
+//! `--data FILE.npy`, `--metric` (any distance's name:
+//! `euclidean|cosine|manhattan|dot-product`, or over bits
+//! `binary-quantized-euclidean|binary-quantized-cosine|binary-quantized-manhattan|hamming`),
+//! `--generator clustered|low-rank`, `--n N`, `--dimensions D`,
+//! `--queries Q`, `--trees T`, `--split-after S`, `--seed S`.
 
 mod support;
 

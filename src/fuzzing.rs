@@ -4,6 +4,7 @@
 //! assertions here are the fuzzers' findings, not error handling.
 
 use crate::Distance;
+use crate::bits::{PackedBits, signs};
 use crate::distance::{
     BinaryQuantizedCosine, BinaryQuantizedEuclidean, BinaryQuantizedManhattan, Cosine, DotProduct, Euclidean, Hamming,
     Manhattan,
@@ -11,7 +12,6 @@ use crate::distance::{
 use crate::key::Key;
 use crate::metadata::Metadata;
 use crate::node::Node;
-use crate::bits::{PackedBits, signs};
 use crate::vector::{UnalignedF32, VectorCodec};
 
 /// Keys: seven bytes round-trip exactly.
