@@ -109,48 +109,49 @@ pub mod format {}
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
 
-/// The distances an index can use.
-///
-/// [`Euclidean`], [`Cosine`], [`DotProduct`] and [`Manhattan`] store vectors
-/// as `f32`s and rank candidates by their exact distance.
-///
-/// # Binary quantization
-///
-/// [`BinaryQuantizedEuclidean`], [`BinaryQuantizedCosine`],
-/// [`BinaryQuantizedManhattan`] and [`Hamming`] store one bit per dimension,
-/// set when the value is greater than zero: 32 times smaller than `f32`s,
-/// for collections whose vectors would not fit in memory. They suit
-/// embeddings centred on zero; data whose values are all positive (SIFT,
-/// for one) keeps little in the signs.
-///
-/// **Keeping recall.** Comparing the query's bits with the item's (or a
-/// cosine of 0/1 vectors, which ignores the dimensions where both bits are
-/// clear) throws away most of what the query knows. The binary-quantized
-/// distances keep the query in `f32` and estimate `q · x` from `q · b`, `b`
-/// being the item's bits read as ±1, with the estimator of RaBitQ (Gao &
-/// Long, 2024): `q · x ≈ (q · b) × |x|² / |x|₁`. The item's norm `|x|` and
-/// `|x|₁` are stored beside its bits (8 bytes per item). Euclidean is then
-/// `|q|² − 2 (q · x) + |x|²` and cosine `1 − (q · x) / (|q| |x|)`; Manhattan
-/// compares `q` with `mean × b`, `mean = |x|₁ / dimensions`. `q · b` costs
-/// one table look-up per byte of bits. Results carry these estimates.
-/// [`Hamming`] compares bits with bits, as its users expect. (Ranking
-/// 20,000 embedding-like vectors of 768 dimensions exhaustively, the
-/// estimates found 0.76 of the ten exact Euclidean neighbours, comparing
-/// bits 0.42; the README has the figures with the trees.)
-///
-/// **Split planes.** Two-means runs on the ±1 vectors, and the plane's
-/// normal is the signs of the two centroids' difference, stored as bits like
-/// the items. The margin of a ±1 vector `b` is then `offset − 2 ×
-/// hamming(normal, b)`: one popcount per word, and a normal as small as an
-/// item. Each split keeps on one side the items within a Hamming radius of
-/// the pattern the two clusters differ by. Queries descend with their own
-/// signs, as the items were placed.
-///
-/// **Oversampling.** Comparing bits is cheap, so their default
-/// `oversampling` is 4 ([`Distance::DEFAULT_OVERSAMPLING`]).
-///
-/// [`Distance::DEFAULT_OVERSAMPLING`]: crate::Distance::DEFAULT_OVERSAMPLING
 pub mod distances {
+    //! The distances an index can use.
+    //!
+    //! [`Euclidean`], [`Cosine`], [`DotProduct`] and [`Manhattan`] store vectors
+    //! as `f32`s and rank candidates by their exact distance.
+    //!
+    //! # Binary quantization
+    //!
+    //! [`BinaryQuantizedEuclidean`], [`BinaryQuantizedCosine`],
+    //! [`BinaryQuantizedManhattan`] and [`Hamming`] store one bit per dimension,
+    //! set when the value is greater than zero: 32 times smaller than `f32`s,
+    //! for collections whose vectors would not fit in memory. They suit
+    //! embeddings centred on zero; data whose values are all positive (SIFT,
+    //! for one) keeps little in the signs.
+    //!
+    //! **Keeping recall.** Comparing the query's bits with the item's (or a
+    //! cosine of 0/1 vectors, which ignores the dimensions where both bits are
+    //! clear) throws away most of what the query knows. The binary-quantized
+    //! distances keep the query in `f32` and estimate `q · x` from `q · b`, `b`
+    //! being the item's bits read as ±1, with the estimator of RaBitQ (Gao &
+    //! Long, 2024): `q · x ≈ (q · b) × |x|² / |x|₁`. The item's norm `|x|` and
+    //! `|x|₁` are stored beside its bits (8 bytes per item). Euclidean is then
+    //! `|q|² − 2 (q · x) + |x|²` and cosine `1 − (q · x) / (|q| |x|)`; Manhattan
+    //! compares `q` with `mean × b`, `mean = |x|₁ / dimensions`. `q · b` costs
+    //! one table look-up per byte of bits. Results carry these estimates.
+    //! [`Hamming`] compares bits with bits, as its users expect. (Ranking
+    //! 20,000 embedding-like vectors of 768 dimensions exhaustively, the
+    //! estimates found 0.76 of the ten exact Euclidean neighbours, comparing
+    //! bits 0.42; the README has the figures with the trees.)
+    //!
+    //! **Split planes.** Two-means runs on the ±1 vectors, and the plane's
+    //! normal is the signs of the two centroids' difference, stored as bits like
+    //! the items. The margin of a ±1 vector `b` is then `offset − 2 ×
+    //! hamming(normal, b)`: one popcount per word, and a normal as small as an
+    //! item. Each split keeps on one side the items within a Hamming radius of
+    //! the pattern the two clusters differ by. Queries descend with their own
+    //! signs, as the items were placed.
+    //!
+    //! **Oversampling.** Comparing bits is cheap, so their default
+    //! `oversampling` is 4 ([`Distance::DEFAULT_OVERSAMPLING`]).
+    //!
+    //! [`Distance::DEFAULT_OVERSAMPLING`]: crate::Distance::DEFAULT_OVERSAMPLING
+
     pub use crate::distance::{
         BinaryQuantizedCosine, BinaryQuantizedEuclidean, BinaryQuantizedManhattan, Cosine, DotProduct, Euclidean,
         Hamming, Manhattan,
