@@ -86,6 +86,7 @@ mod bits;
 mod build;
 mod distance;
 mod error;
+mod half;
 mod kernels;
 mod key;
 mod metadata;

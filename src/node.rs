@@ -19,7 +19,7 @@ use heed::{BoxedError, BytesDecode, BytesEncode};
 use roaring::RoaringBitmap;
 
 use crate::Distance;
-use crate::distance::Vector;
+use crate::distance::{Normal, Vector};
 use crate::vector::{VectorCodec, VectorSizeError};
 
 const LEAF_TAG: u8 = 0;
@@ -87,8 +87,9 @@ pub struct SplitPlaneNormal<'a, D: Distance> {
     /// The distance-specific offset of the plane (the bias for Euclidean and
     /// Manhattan, zero for cosine, the extra coordinate for dot product).
     pub offset: f32,
-    /// The normal, in the distance's codec; empty when the split was random.
-    pub normal: Vector<'a, D>,
+    /// The normal, in the distance's normal codec; empty when the split was
+    /// random.
+    pub normal: Normal<'a, D>,
 }
 
 impl<D: Distance> SplitPlaneNormal<'_, D> {
@@ -99,12 +100,12 @@ impl<D: Distance> SplitPlaneNormal<'_, D> {
 
     /// Whether the normal is empty or has `dimensions` values.
     pub fn has_dimensions(&self, dimensions: usize) -> bool {
-        self.is_random() || self.normal_bytes().len() == D::Codec::size(dimensions)
+        self.is_random() || self.normal_bytes().len() == D::NormalCodec::size(dimensions)
     }
 
     /// The encoded normal.
     pub fn normal_bytes(&self) -> &[u8] {
-        D::Codec::as_bytes(self.normal)
+        D::NormalCodec::as_bytes(self.normal)
     }
 
     /// Appends the encoding of this split to `out`.
@@ -272,7 +273,7 @@ impl<'a, D: Distance> Node<'a, D> {
                     left_count: u32::from_le_bytes(word(8)),
                     right_count: u32::from_le_bytes(word(12)),
                     offset: f32::from_le_bytes(word(16)),
-                    normal: D::Codec::view(normal)?,
+                    normal: D::NormalCodec::view(normal)?,
                 }))
             }
             other => Err(NodeError::UnknownTag(other)),
@@ -335,7 +336,6 @@ mod tests {
 
     use super::*;
     use crate::distances::{Cosine, Euclidean};
-    use crate::vector::UnalignedF32;
 
     fn encoded<D: Distance>(node: &Node<'_, D>) -> Vec<u8> {
         let mut bytes = Vec::new();
@@ -368,7 +368,8 @@ mod tests {
         fn split_round_trip(left in any::<u32>(), right in any::<u32>(), left_count in any::<u32>(),
                             right_count in any::<u32>(), offset in -1e6f32..1e6,
                             normal in proptest::collection::vec(-1.0f32..1.0, 0..70)) {
-            let normal = UnalignedF32::from_slice(&normal);
+            let normal = crate::half::F16::encode(&normal);
+            let normal = crate::half::F16::borrow(&normal);
             let split = SplitPlaneNormal::<Euclidean> { left, right, left_count, right_count, offset, normal };
             let bytes = encoded::<Euclidean>(&Node::SplitPlaneNormal(split));
             match Node::<Euclidean>::decode(&bytes).unwrap() {

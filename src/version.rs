@@ -7,8 +7,10 @@
 use crate::error::Error;
 use crate::key::Key;
 
-/// The on-disk format this release reads and writes.
-pub const FORMAT_VERSION: u32 = 1;
+/// The on-disk format this release reads and writes. Version 2 stores the
+/// split normals of the `f32` distances as half-precision floats (version 1
+/// stored `f32`s).
+pub const FORMAT_VERSION: u32 = 2;
 
 pub(crate) fn encode() -> [u8; 4] {
     FORMAT_VERSION.to_le_bytes()

@@ -112,9 +112,12 @@ fn an_unknown_format_version() {
     build_index(&test, db, 4, &data::clustered(50, 1, 4, 1).base, Some(2), 1);
     let mut wtxn = test.env.write_txn().unwrap();
     let version = Key { index: 4, mode: NodeMode::Metadata, id: 1 };
-    raw(db).put(&mut wtxn, &version, &2u32.to_le_bytes()).unwrap();
-    let err = Reader::<Euclidean>::open(&wtxn, 4, db).unwrap_err();
-    assert!(matches!(err, Error::FormatVersion { index: 4, found: 2, supported: spinney::FORMAT_VERSION }), "{err}");
+    // The previous format (f32 split normals), then a future one.
+    for found in [1u32, 3] {
+        raw(db).put(&mut wtxn, &version, &found.to_le_bytes()).unwrap();
+        let err = Reader::<Euclidean>::open(&wtxn, 4, db).unwrap_err();
+        assert!(matches!(err, Error::FormatVersion { index: 4, found: f, supported: 2 } if f == found), "{err}");
+    }
     raw(db).put(&mut wtxn, &version, &[1, 0]).unwrap();
     let err = Reader::<Euclidean>::open(&wtxn, 4, db).unwrap_err();
     assert!(matches!(err, Error::Corrupted { key, .. } if key == version), "{err}");

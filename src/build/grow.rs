@@ -89,14 +89,14 @@ impl<D: Distance> Grower<'_, '_, '_, D> {
                 // Equal vectors, or no plane that separates them: split at random
                 // and store no normal, so a query explores both sides alike.
                 items.shuffle(self.rng);
-                (D::Codec::encode(&[]), 0.0, items.len() / 2)
+                (D::NormalCodec::encode(&[]), 0.0, items.len() / 2)
             }
         };
         let (left, right) = items.split_at_mut(mid);
         let (left_count, right_count) = (left.len() as u32, right.len() as u32);
         let left = self.grow(left)?;
         let right = self.grow(right)?;
-        let normal = D::Codec::borrow(&normal);
+        let normal = D::NormalCodec::borrow(&normal);
         let split = SplitPlaneNormal { left, right, left_count, right_count, offset, normal };
         self.nodes.push::<D>(&Node::SplitPlaneNormal(split))
     }
@@ -104,15 +104,15 @@ impl<D: Distance> Grower<'_, '_, '_, D> {
     /// Tries a few two-means planes; on the first balanced one, moves the
     /// left side to the front of `items` and returns the plane and the
     /// number of items on the left.
-    fn plane_split(&mut self, items: &mut [u32]) -> Option<(<D::Codec as VectorCodec>::Owned, f32, usize)> {
+    fn plane_split(&mut self, items: &mut [u32]) -> Option<(<D::NormalCodec as VectorCodec>::Owned, f32, usize)> {
         let leaves = &self.frozen.leaves;
         let context = self.params.context;
         for _ in 0..PLANE_ATTEMPTS {
             let Some((normal, offset)) = two_means_plane(self.rng, leaves, items, context, &mut self.point) else {
                 continue;
             };
-            let normal = D::Codec::encode(&normal);
-            let plane = D::Codec::borrow(&normal);
+            let normal = D::NormalCodec::encode(&normal);
+            let plane = D::NormalCodec::borrow(&normal);
             self.sides.clear();
             for &item in items.iter() {
                 let margin = D::item_margin(plane, offset, &leaves[item as usize], context);

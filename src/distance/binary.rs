@@ -84,6 +84,7 @@ macro_rules! stored_as_bits {
         const QUANTIZED: bool = true;
         const DEFAULT_OVERSAMPLING: usize = BINARY_OVERSAMPLING;
         type Codec = PackedBits;
+        type NormalCodec = PackedBits;
         type Context = ();
 
         fn context<'a>(_leaves: impl Iterator<Item = Leaf<'a, Self>>) {}

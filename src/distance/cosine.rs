@@ -1,6 +1,7 @@
 use bytemuck::{Pod, Zeroable};
 
 use super::{Distance, sealed, stored_as_f32, unit_difference};
+use crate::half::UnalignedF16;
 use crate::kernels;
 use crate::node::Leaf;
 use crate::vector::UnalignedF32;
@@ -57,7 +58,7 @@ impl Distance for Cosine {
         Some((unit_difference(p, q)?, 0.0))
     }
 
-    fn margin(normal: UnalignedF32<'_>, _offset: f32, leaf: &Leaf<'_, Self>) -> f32 {
-        kernels::dot(normal, leaf.vector)
+    fn margin(normal: UnalignedF16<'_>, _offset: f32, leaf: &Leaf<'_, Self>) -> f32 {
+        kernels::dot_f16(normal, leaf.vector)
     }
 }

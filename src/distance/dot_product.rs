@@ -2,6 +2,7 @@ use bytemuck::{Pod, Zeroable};
 
 use super::cosine::NormHeader;
 use super::{Distance, sealed, stored_as_f32, unit_difference};
+use crate::half::UnalignedF16;
 use crate::kernels;
 use crate::node::Leaf;
 use crate::vector::UnalignedF32;
@@ -71,11 +72,11 @@ impl Distance for DotProduct {
         Some((normal, extra))
     }
 
-    fn margin(normal: UnalignedF32<'_>, _offset: f32, leaf: &Leaf<'_, Self>) -> f32 {
-        kernels::dot(normal, leaf.vector)
+    fn margin(normal: UnalignedF16<'_>, _offset: f32, leaf: &Leaf<'_, Self>) -> f32 {
+        kernels::dot_f16(normal, leaf.vector)
     }
 
-    fn item_margin(normal: UnalignedF32<'_>, offset: f32, leaf: &Leaf<'_, Self>, context: MaxNorm) -> f32 {
-        kernels::dot(normal, leaf.vector) + offset * extra_coordinate(leaf, context)
+    fn item_margin(normal: UnalignedF16<'_>, offset: f32, leaf: &Leaf<'_, Self>, context: MaxNorm) -> f32 {
+        kernels::dot_f16(normal, leaf.vector) + offset * extra_coordinate(leaf, context)
     }
 }

@@ -1,7 +1,7 @@
 use super::{Distance, bisecting_plane, copy_point, offset_margin, sealed, stored_as_f32};
+use crate::half::UnalignedF16;
 use crate::kernels;
 use crate::node::Leaf;
-use crate::vector::UnalignedF32;
 
 /// The straight-line (L2) distance. Results carry the true distance.
 ///
@@ -39,7 +39,7 @@ impl Distance for Euclidean {
         bisecting_plane(p, q)
     }
 
-    fn margin(normal: UnalignedF32<'_>, offset: f32, leaf: &Leaf<'_, Self>) -> f32 {
+    fn margin(normal: UnalignedF16<'_>, offset: f32, leaf: &Leaf<'_, Self>) -> f32 {
         offset_margin(normal, offset, leaf.vector)
     }
 }

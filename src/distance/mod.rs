@@ -14,6 +14,7 @@ use std::fmt;
 
 use bytemuck::Pod;
 
+use crate::half::UnalignedF16;
 use crate::node::Leaf;
 use crate::vector::{F32, UnalignedF32, VectorCodec};
 
@@ -37,6 +38,9 @@ pub(crate) mod sealed {
 /// A stored vector of the distance `D`, borrowed.
 pub type Vector<'a, D> = <<D as Distance>::Codec as VectorCodec>::View<'a>;
 
+/// A stored split normal of the distance `D`, borrowed.
+pub type Normal<'a, D> = <<D as Distance>::NormalCodec as VectorCodec>::View<'a>;
+
 /// A way to measure how far apart two vectors are, and to split vectors by a
 /// hyperplane consistently with it.
 ///
@@ -54,9 +58,13 @@ pub trait Distance: sealed::Sealed + Send + Sync + Sized + Copy + fmt::Debug + '
     /// [`crate::QueryBuilder::oversampling`]).
     const DEFAULT_OVERSAMPLING: usize;
 
-    /// How vectors and split normals are stored.
+    /// How vectors are stored.
     #[doc(hidden)]
     type Codec: VectorCodec;
+
+    /// How split normals are stored.
+    #[doc(hidden)]
+    type NormalCodec: VectorCodec;
 
     /// Per-vector data stored in front of each leaf vector.
     #[doc(hidden)]
@@ -122,11 +130,11 @@ pub trait Distance: sealed::Sealed + Send + Sync + Sized + Copy + fmt::Debug + '
     /// The signed margin of a leaf (or a query's leaf) to a plane: positive
     /// goes right.
     #[doc(hidden)]
-    fn margin(normal: Vector<'_, Self>, offset: f32, leaf: &Leaf<'_, Self>) -> f32;
+    fn margin(normal: Normal<'_, Self>, offset: f32, leaf: &Leaf<'_, Self>) -> f32;
 
     /// The signed margin of a stored item to a plane while the trees grow.
     #[doc(hidden)]
-    fn item_margin(normal: Vector<'_, Self>, offset: f32, leaf: &Leaf<'_, Self>, context: Self::Context) -> f32 {
+    fn item_margin(normal: Normal<'_, Self>, offset: f32, leaf: &Leaf<'_, Self>, context: Self::Context) -> f32 {
         let _ = context;
         Self::margin(normal, offset, leaf)
     }
@@ -139,6 +147,7 @@ macro_rules! stored_as_f32 {
         const QUANTIZED: bool = false;
         const DEFAULT_OVERSAMPLING: usize = 1;
         type Codec = crate::vector::F32;
+        type NormalCodec = crate::half::F16;
         type Query = super::ExactQuery<Self>;
 
         fn values(leaf: &Leaf<'_, Self>, _dimensions: usize) -> Vec<f32> {
@@ -181,8 +190,8 @@ pub(crate) fn copy_point(vector: UnalignedF32<'_>, out: &mut Vec<f32>) {
 }
 
 /// The margin to a plane that need not pass through the origin.
-pub(crate) fn offset_margin(normal: UnalignedF32<'_>, offset: f32, vector: UnalignedF32<'_>) -> f32 {
-    crate::kernels::dot(normal, vector) + offset
+pub(crate) fn offset_margin(normal: UnalignedF16<'_>, offset: f32, vector: UnalignedF32<'_>) -> f32 {
+    crate::kernels::dot_f16(normal, vector) + offset
 }
 
 /// The unit normal along `p - q`, or `None` when they coincide.

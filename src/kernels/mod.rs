@@ -1,5 +1,6 @@
 //! The hot loops: dot product, squared L2 and L1 over unaligned vectors,
-//! and the Hamming distance over packed bits, with the implementation
+//! the dot product of a half-precision split normal with a vector, and the
+//! Hamming distance over packed bits, with the implementation
 //! picked once per process from the CPU's features.
 //!
 //! `scalar.rs` is the portable reference: sixteen independent sums over
@@ -17,6 +18,7 @@ mod x86_64;
 use std::sync::LazyLock;
 
 use crate::bits::Bits;
+use crate::half::UnalignedF16;
 use crate::vector::UnalignedF32;
 
 /// One implementation of every kernel, over little-endian `f32` bytes.
@@ -27,6 +29,8 @@ pub struct Kernels {
     pub name: &'static str,
     /// The dot product.
     pub dot: fn(&[u8], &[u8]) -> f32,
+    /// The dot product of little-endian binary16 values with `f32`s.
+    pub dot_f16: fn(&[u8], &[u8]) -> f32,
     /// The squared Euclidean distance.
     pub l2_squared: fn(&[u8], &[u8]) -> f32,
     /// The Manhattan distance.
@@ -60,6 +64,12 @@ pub fn implementation() -> &'static str {
 /// The dot product of the common prefix of `a` and `b`.
 pub fn dot(a: UnalignedF32<'_>, b: UnalignedF32<'_>) -> f32 {
     (KERNELS.dot)(a.as_bytes(), b.as_bytes())
+}
+
+/// The dot product of a half-precision vector (a split normal) with the
+/// common prefix of `b`.
+pub fn dot_f16(a: UnalignedF16<'_>, b: UnalignedF32<'_>) -> f32 {
+    (KERNELS.dot_f16)(a.as_bytes(), b.as_bytes())
 }
 
 /// The squared Euclidean distance between `a` and `b`.
@@ -116,7 +126,15 @@ mod tests {
             let dot_scale: f64 = pairs().map(|(x, y)| (x * y).abs()).sum();
             let l2: f64 = pairs().map(|(x, y)| (x - y).powi(2)).sum();
             let l1: f64 = pairs().map(|(x, y)| (x - y).abs()).sum();
+            // The normal's side in binary16: the reference widens what is stored.
+            let halves: Vec<u16> = a.iter().map(|&x| crate::half::f32_to_f16(x / 1000.0)).collect();
+            let half_bytes: Vec<u8> = halves.iter().flat_map(|h| h.to_le_bytes()).collect();
+            let half_pairs = || halves.iter().zip(&b).map(|(h, y)| (f64::from(crate::half::f16_to_f32(*h)), f64::from(*y)));
+            let dot_f16: f64 = half_pairs().map(|(x, y)| x * y).sum();
+            let dot_f16_scale: f64 = half_pairs().map(|(x, y)| (x * y).abs()).sum();
             for kernels in available() {
+                let found = (kernels.dot_f16)(&half_bytes, bb);
+                prop_assert!(close(found, dot_f16, dot_f16_scale), "{}: dot_f16 {found} vs {dot_f16}", kernels.name);
                 let found = (kernels.dot)(ab, bb);
                 prop_assert!(close(found, dot, dot_scale), "{}: dot {found} vs {dot}", kernels.name);
                 let found = (kernels.l2_squared)(ab, bb);

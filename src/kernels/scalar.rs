@@ -1,6 +1,7 @@
 //! The portable kernels, and the loop every implementation compiles.
 
 use super::Kernels;
+use crate::half::f16_to_f32;
 use crate::vector::read_f32;
 
 /// Values per chunk: sixteen independent sums, two AVX registers.
@@ -25,7 +26,13 @@ fn fold(a: &[u8], b: &[u8], term: impl Fn(f32, f32, f32) -> f32 + Copy) -> f32 {
             sums[lane] = term(sums[lane], x[lane], y[lane]);
         }
     }
-    // Pairwise, in a fixed order.
+    reduce(sums) + tail(tail_a, tail_b, term)
+}
+
+/// Sums the lanes pairwise, in a fixed order: lane `i` plus lane `i + 8`,
+/// then `i + 4`, `i + 2`, `i + 1`.
+#[inline(always)]
+fn reduce(mut sums: [f32; LANES]) -> f32 {
     let mut width = LANES / 2;
     while width > 0 {
         for lane in 0..width {
@@ -33,7 +40,39 @@ fn fold(a: &[u8], b: &[u8], term: impl Fn(f32, f32, f32) -> f32 + Copy) -> f32 {
         }
         width /= 2;
     }
-    sums[0] + tail(tail_a, tail_b, term)
+    sums[0]
+}
+
+/// The binary16 value of the first two bytes of `chunk`, widened.
+#[inline(always)]
+fn read_f16(chunk: &[u8]) -> f32 {
+    f16_to_f32(u16::from_le_bytes([chunk[0], chunk[1]]))
+}
+
+/// The dot product of binary16 values `a` (a split normal) with `f32`
+/// values `b`, over as many values as both hold: the lanes of `fold` over
+/// whole chunks, then a plain sum over the tail.
+fn dot_f16(a: &[u8], b: &[u8]) -> f32 {
+    let len = (a.len() / 2).min(b.len() / 4);
+    let (a, b) = (&a[..len * 2], &b[..len * 4]);
+    let mut sums = [0.0f32; LANES];
+    let chunks_a = a.chunks_exact(LANES * 2);
+    let chunks_b = b.chunks_exact(CHUNK);
+    let (tail_a, tail_b) = (chunks_a.remainder(), chunks_b.remainder());
+    for (x, y) in chunks_a.zip(chunks_b) {
+        let y: [f32; LANES] = bytemuck::pod_read_unaligned(y);
+        for lane in 0..LANES {
+            sums[lane] = dot_term(sums[lane], read_f16(&x[lane * 2..]), y[lane]);
+        }
+    }
+    reduce(sums) + f16_tail(tail_a, tail_b)
+}
+
+/// One plain sum over the values after the whole chunks of `dot_f16`;
+/// every implementation sums its tail this way.
+#[inline(always)]
+pub(super) fn f16_tail(a: &[u8], b: &[u8]) -> f32 {
+    a.chunks_exact(2).zip(b.chunks_exact(4)).fold(0.0, |sum, (x, y)| dot_term(sum, read_f16(x), read_f32(y)))
 }
 
 /// One plain sum of `term` over the floats of `a` and `b` (the part after
@@ -95,4 +134,4 @@ fn hamming(a: &[u8], b: &[u8]) -> u32 {
 }
 
 /// The portable kernels.
-pub(crate) const KERNELS: Kernels = Kernels { name: "scalar", dot, l2_squared, l1, hamming };
+pub(crate) const KERNELS: Kernels = Kernels { name: "scalar", dot, dot_f16, l2_squared, l1, hamming };
