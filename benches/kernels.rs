@@ -48,6 +48,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
             println!("{row}");
         }
+        let mut row = format!("| dot_f16 (normal) | {} |", kernels.name);
+        for dimensions in [128, 384, 768, 1536] {
+            let a: Vec<u8> = (0..dimensions * 2 + 1).map(|i| (i * 7 % 251) as u8 & 0xbf).collect();
+            let b: Vec<u8> = (0..dimensions * 4 + 1).map(|i| (i * 13 % 241) as u8).collect();
+            let ns = time_per_call(|| {
+                black_box((kernels.dot_f16)(black_box(&a[1..]), black_box(&b[1..])));
+            });
+            row.push_str(&format!(" {ns:.1} ns |"));
+        }
+        println!("{row}");
         let mut row = format!("| hamming (bits) | {} |", kernels.name);
         for dimensions in [128, 384, 768, 1536] {
             let a: Vec<u8> = (0..dimensions / 8 + 1).map(|i| (i * 7 % 251) as u8).collect();

@@ -96,7 +96,16 @@ impl<D: Distance> Writer<D> {
     /// last build keeps the item's current leaf (empty if it has none): that
     /// is the vector the trees placed it with, which the next build follows
     /// to take it out of the trees without walking them.
+    ///
+    /// An index never built (no metadata) gets no marks: its first build
+    /// grows every tree from every item, and no reader opens it before.
+    /// Marks written while items load would also sit between the items and
+    /// the rest of the database, splitting the pages the items are appended
+    /// to (100k × 128 loaded 47% larger than the items).
     fn mark_updated(&self, wtxn: &mut RwTxn, item: ItemId) -> Result<()> {
+        if store::get(self.db, wtxn, Key::metadata(self.index))?.is_none() {
+            return Ok(());
+        }
         let mark = Key::updated(self.index, item);
         if store::get(self.db, wtxn, mark)?.is_none() {
             let previous =

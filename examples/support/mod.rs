@@ -97,6 +97,9 @@ pub struct Report {
     pub n_trees: usize,
     pub build: Duration,
     pub disk_bytes: u64,
+    /// The bytes of the pages the database uses (the file also holds
+    /// LMDB's free pages).
+    pub page_bytes: u64,
     pub raw_bytes: u64,
     /// The process's peak resident memory after the build, data included.
     pub peak_rss_bytes: Option<u64>,
@@ -188,6 +191,11 @@ fn measure_with<D: Distance>(options: &Options) -> Result<Report, Box<dyn Error>
     let build = start.elapsed();
     let peak_rss_bytes = peak_rss();
     let disk_bytes = env.real_disk_size()?;
+    let page_bytes = {
+        let rtxn = env.read_txn()?;
+        let stat = db.stat(&rtxn)?;
+        (stat.branch_pages + stat.leaf_pages + stat.overflow_pages) as u64 * u64::from(stat.page_size)
+    };
 
     let rtxn = env.read_txn()?;
     let reader = Reader::<D>::open(&rtxn, 0, db)?;
@@ -219,6 +227,7 @@ fn measure_with<D: Distance>(options: &Options) -> Result<Report, Box<dyn Error>
         n_trees: reader.n_trees(),
         build,
         disk_bytes,
+        page_bytes,
         raw_bytes,
         peak_rss_bytes,
         curve,
@@ -266,7 +275,7 @@ impl Report {
     /// A paragraph and a Markdown table.
     pub fn print(&self) {
         println!(
-            "{} ({} x {}, {}, {} kernels): {} trees built in {:.2} s; {:.1} MiB on disk ({:.2}x the raw vectors); peak RSS {}",
+            "{} ({} x {}, {}, {} kernels): {} trees built in {:.2} s; {:.1} MiB on disk ({:.2}x the raw vectors, {:.2}x in used pages); peak RSS {}",
             self.dataset,
             self.n,
             self.dimensions,
@@ -276,6 +285,7 @@ impl Report {
             self.build.as_secs_f64(),
             self.disk_bytes as f64 / MIB,
             self.disk_bytes as f64 / self.raw_bytes as f64,
+            self.page_bytes as f64 / self.raw_bytes as f64,
             self.peak_rss_bytes.map_or("unknown".into(), |b| format!("{:.0} MiB", b as f64 / MIB)),
         );
         if truth_metric(self.metric) != self.metric {
@@ -296,7 +306,7 @@ impl Report {
                 format!(
                     concat!(
                         "{{\"engine\":\"spinney\",\"dataset\":\"{}\",\"metric\":\"{}\",\"n\":{},\"dimensions\":{},",
-                        "\"n_trees\":{},\"build_s\":{:.3},\"disk_bytes\":{},\"raw_bytes\":{},\"peak_rss_bytes\":{},",
+                        "\"n_trees\":{},\"build_s\":{:.3},\"disk_bytes\":{},\"page_bytes\":{},\"raw_bytes\":{},\"peak_rss_bytes\":{},",
                         "\"search_k\":{},\"recall_at_10\":{:.4},\"qps\":{:.1}}}"
                     ),
                     self.dataset,
@@ -306,6 +316,7 @@ impl Report {
                     self.n_trees,
                     self.build.as_secs_f64(),
                     self.disk_bytes,
+                    self.page_bytes,
                     self.raw_bytes,
                     self.peak_rss_bytes.map_or("null".into(), |b| b.to_string()),
                     p.search_k,
