@@ -26,7 +26,7 @@ const LEAF_TAG: u8 = 0;
 const DESCENDANTS_TAG: u8 = 1;
 const SPLIT_PLANE_NORMAL_TAG: u8 = 2;
 /// `left`, `right`, `left_count`, `right_count` and `offset`, four bytes each.
-const SPLIT_HEADER_SIZE: usize = 20;
+pub(crate) const SPLIT_HEADER_SIZE: usize = 20;
 
 /// An item: the distance's header and the vector.
 pub struct Leaf<'a, D: Distance> {

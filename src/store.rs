@@ -19,6 +19,25 @@ pub(crate) fn raw<D: Distance>(db: Database<'static, D>) -> RawDatabase {
     db.remap_data_type::<Bytes>()
 }
 
+/// The bytes of 4 KiB LMDB pages an entry with a `value` of this size takes
+/// (its key included): its share of a leaf page when it fits there, or
+/// its overflow pages and its node in a leaf page. (An estimate for sizing
+/// defaults: pages are rarely completely full.)
+pub(crate) fn entry_bytes(value: usize) -> f64 {
+    const PAGE: usize = 4096;
+    const PAGE_HEADER: usize = 16;
+    /// A leaf node's header, and the pointer to it in the page.
+    const NODE: usize = 8 + 2;
+    /// LMDB moves larger nodes to overflow pages.
+    const LARGEST_NODE: usize = (PAGE - PAGE_HEADER) / 2;
+    let node = NODE + Key::SIZE + value;
+    if node <= LARGEST_NODE {
+        PAGE as f64 / ((PAGE - PAGE_HEADER) / node) as f64
+    } else {
+        ((PAGE_HEADER + value).div_ceil(PAGE) * PAGE + NODE + Key::SIZE + 8) as f64
+    }
+}
+
 /// The value under `key`, if any, looked up without allocating the key.
 pub(crate) fn get<'t>(db: RawDatabase, rtxn: &'t RoTxn, key: Key) -> Result<Option<&'t [u8]>> {
     Ok(db.remap_key_type::<Bytes>().get(rtxn, &key.to_bytes())?)

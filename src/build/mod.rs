@@ -48,6 +48,7 @@ use self::update::{UpdateContext, subtree, update_tree};
 use crate::error::Error;
 use crate::key::{Key, NodeMode};
 use crate::metadata::Metadata;
+use crate::node::SPLIT_HEADER_SIZE;
 use crate::progress::{MainStep, SubStep, WriterProgress};
 use crate::store;
 use crate::vector::VectorCodec;
@@ -64,34 +65,38 @@ pub const MAX_TREES: usize = 4096;
 /// The number of trees a build of an index with the distance `D` grows when
 /// [`Builder::n_trees`] is not set.
 ///
-/// The forest is sized to cost about half as much disk as the vectors. With
-/// `v` the bytes of one stored vector (`4 × dimensions` for `f32`s,
-/// `dimensions / 8` rounded up to whole 8-byte words for bits), a tree
-/// stores each item once in a bucket (about 4 bytes) and one split normal of
-/// `v` bytes per bucket, and buckets hold about `0.6 × split_after` items on
-/// average, so a tree costs about `v / (0.6 × split_after) + 4` bytes per
-/// item against `v` for the vector. Hence
+/// The whole index, items and trees, is sized to fill about 1.5 times the
+/// vectors as stored (`v` bytes each: `4 × dimensions` for `f32`s,
+/// `dimensions / 8` rounded up to whole 8-byte words for bits). An item
+/// takes `item` bytes of LMDB pages: its value and key in a shared page, or
+/// whole overflow pages when it is too large to share one (from about 500
+/// `f32` dimensions with 4 KiB pages). A tree stores each item once in a
+/// bucket (about 5 bytes with the bucket's own overhead) and one split per
+/// bucket, of `split` bytes of pages, and buckets hold about
+/// `0.6 × split_after` items on average. Hence
 ///
 /// ```text
-/// n_trees = clamp(ceil(v / 2 / (v / (0.6 × split_after) + 4)), 10, 512)
+/// n_trees = clamp(floor((1.5 × v − item) / (split / (0.6 × split_after) + 5)), 10, 512)
 /// ```
 ///
 /// with `split_after` from [`default_split_after`], and a single tree when
 /// every item fits in one bucket (all trees would be the same). For `f32`s
-/// this gives 12 trees at 64 dimensions, 24 at 128 and 64 at 768; for bits,
-/// whose vectors are 32 times smaller, 10 up to 1,536 dimensions. Measured on SIFT small
-/// (10k × 128, see the README), the index with 24 trees fills 1.59× the raw
-/// vectors in LMDB pages (1.69× as a file, with LMDB's free pages; 10 trees
-/// and 50 trees take 1.34× and 2.06× in pages) and reaches recall@10 0.977
-/// at `search_k = 960`.
+/// this gives 26 trees at 128 dimensions and 25 at 768, where each item
+/// already fills a 4 KiB overflow page (1.33 times its vector); distances
+/// over bits get 10 trees up to 1,536 dimensions. The snapshot test
+/// `default_tree_counts` pins the table; the README has the disk and recall
+/// it gives.
 pub fn default_n_trees<D: Distance>(n_items: u64, dimensions: usize) -> usize {
     let split_after = default_split_after(dimensions);
     if n_items <= split_after as u64 {
         return 1;
     }
-    let vector = D::Codec::size(dimensions) as f64;
-    let bytes_per_item_per_tree = vector / (0.6 * split_after as f64) + 4.0;
-    ((vector / 2.0 / bytes_per_item_per_tree).ceil() as usize).clamp(10, 512)
+    let vector = D::Codec::size(dimensions);
+    let item = store::entry_bytes(1 + size_of::<D::Header>() + vector);
+    let split = store::entry_bytes(1 + SPLIT_HEADER_SIZE + D::NormalCodec::size(dimensions));
+    let per_tree = split / (0.6 * split_after as f64) + 5.0;
+    let budget = (1.5 * vector as f64 - item).max(0.0);
+    ((budget / per_tree).floor() as usize).clamp(10, 512)
 }
 
 /// The bucket size a build uses when [`Builder::split_after`] is not set:
