@@ -111,6 +111,28 @@ macro_rules! stored_as_bits {
     };
 }
 
+/// The items the binary-quantized distances share: the two norms as
+/// header, a query prepared as `$prepared` by `$prepare`, and an item asked
+/// for its neighbours as the `f32` vector its bits and norms stand for.
+macro_rules! estimated_from_norms {
+    ($prepared:ty, $prepare:expr) => {
+        type Header = ScaleHeader;
+        type Query = BinaryQuery<Self, $prepared>;
+
+        fn new_header(values: &[f32]) -> ScaleHeader {
+            ScaleHeader::of(values)
+        }
+
+        fn query(values: &[f32]) -> Self::Query {
+            BinaryQuery::new(values, $prepare(values))
+        }
+
+        fn item_query(leaf: &Leaf<'_, Self>, dimensions: usize) -> Self::Query {
+            Self::query(&reconstructed(leaf, dimensions))
+        }
+    };
+}
+
 /// The plane between two centroids of ±1 vectors with its normal quantized
 /// to signs, and the offset that makes `offset − 2 × hamming(normal, b)` the
 /// margin of `b` (padding bits are clear in both, so they never differ).
@@ -148,20 +170,7 @@ impl sealed::Sealed for BinaryQuantizedEuclidean {}
 impl Distance for BinaryQuantizedEuclidean {
     const NAME: &'static str = "binary-quantized-euclidean";
     stored_as_bits!(1.0, -1.0);
-    type Header = ScaleHeader;
-    type Query = BinaryQuery<Self, SignedDot>;
-
-    fn new_header(values: &[f32]) -> ScaleHeader {
-        ScaleHeader::of(values)
-    }
-
-    fn query(values: &[f32]) -> Self::Query {
-        BinaryQuery::new(values, SignedDot::new(values))
-    }
-
-    fn item_query(leaf: &Leaf<'_, Self>, dimensions: usize) -> Self::Query {
-        Self::query(&reconstructed(leaf, dimensions))
-    }
+    estimated_from_norms!(SignedDot, SignedDot::new);
 
     fn distance(query: &Self::Query, item: &Leaf<'_, Self>) -> f32 {
         let dot = item.header.dot_scale() * query.prepared.dot(item.vector);
@@ -187,20 +196,7 @@ impl sealed::Sealed for BinaryQuantizedCosine {}
 impl Distance for BinaryQuantizedCosine {
     const NAME: &'static str = "binary-quantized-cosine";
     stored_as_bits!(1.0, -1.0);
-    type Header = ScaleHeader;
-    type Query = BinaryQuery<Self, SignedDot>;
-
-    fn new_header(values: &[f32]) -> ScaleHeader {
-        ScaleHeader::of(values)
-    }
-
-    fn query(values: &[f32]) -> Self::Query {
-        BinaryQuery::new(values, SignedDot::new(values))
-    }
-
-    fn item_query(leaf: &Leaf<'_, Self>, dimensions: usize) -> Self::Query {
-        Self::query(&reconstructed(leaf, dimensions))
-    }
+    estimated_from_norms!(SignedDot, SignedDot::new);
 
     fn distance(query: &Self::Query, item: &Leaf<'_, Self>) -> f32 {
         let norms = query.norm * item.header.norm;
@@ -231,20 +227,7 @@ impl sealed::Sealed for BinaryQuantizedManhattan {}
 impl Distance for BinaryQuantizedManhattan {
     const NAME: &'static str = "binary-quantized-manhattan";
     stored_as_bits!(1.0, -1.0);
-    type Header = ScaleHeader;
-    type Query = BinaryQuery<Self, Vec<f32>>;
-
-    fn new_header(values: &[f32]) -> ScaleHeader {
-        ScaleHeader::of(values)
-    }
-
-    fn query(values: &[f32]) -> Self::Query {
-        BinaryQuery::new(values, values.to_vec())
-    }
-
-    fn item_query(leaf: &Leaf<'_, Self>, dimensions: usize) -> Self::Query {
-        Self::query(&reconstructed(leaf, dimensions))
-    }
+    estimated_from_norms!(Vec<f32>, <[f32]>::to_vec);
 
     fn distance(query: &Self::Query, item: &Leaf<'_, Self>) -> f32 {
         let values = &query.prepared;
