@@ -47,7 +47,7 @@ fn small() -> data::Dataset {
     data::clustered(10_000, 100, 64, common::seed(1))
 }
 
-/// The default would grow 64 trees and gather most of each cluster; fewer
+/// The default would grow 26 trees and gather most of each cluster; fewer
 /// trees make the wide sets test the splits, not the candidate count.
 const WIDE_TREES: Option<usize> = Some(6);
 
@@ -57,22 +57,22 @@ fn wide() -> data::Dataset {
 
 #[test]
 fn euclidean_10k_x_64() {
-    assert_recall::<Euclidean>(&small(), None, 0.42, 0.97);
+    assert_recall::<Euclidean>(&small(), None, 0.38, 0.93);
 }
 
 #[test]
 fn cosine_10k_x_64() {
-    assert_recall::<Cosine>(&small(), None, 0.38, 0.95);
+    assert_recall::<Cosine>(&small(), None, 0.32, 0.91);
 }
 
 #[test]
 fn manhattan_10k_x_64() {
-    assert_recall::<Manhattan>(&small(), None, 0.40, 0.97);
+    assert_recall::<Manhattan>(&small(), None, 0.35, 0.92);
 }
 
 #[test]
 fn dot_product_10k_x_64() {
-    assert_recall::<DotProduct>(&small(), None, 0.80, 0.96);
+    assert_recall::<DotProduct>(&small(), None, 0.73, 0.92);
 }
 
 #[test]
