@@ -185,7 +185,9 @@ impl<D: Distance> Writer<D> {
     ///
     /// Leaving a quantized distance for another one returns
     /// [`Error::LossyDistanceChange`]: the bits cannot give the values back.
-    /// Changing to the same distance only drops the trees.
+    /// Changing to the same distance keeps the vectors and drops the trees
+    /// and the metadata (a `split_after` set at the last build is
+    /// forgotten).
     pub fn prepare_changing_distance<ND: Distance>(self, wtxn: &mut RwTxn) -> Result<Writer<ND>> {
         self.check_dimensions()?;
         let index = self.index;
@@ -231,11 +233,17 @@ impl<D: Distance> Writer<D> {
         }
     }
 
-    /// The metadata of the last build, checked against this writer's
-    /// distance and dimensions; `None` if the index was never built.
+    /// The metadata of the last build, checked against the format version
+    /// and this writer's distance and dimensions; `None` if the index was
+    /// never built. A build over an index of another format would misread
+    /// its nodes, so it is refused with [`Error::FormatVersion`] like a read.
     pub(crate) fn built_metadata<'t>(&self, rtxn: &'t RoTxn) -> Result<Option<Metadata<'t>>> {
         let index = self.index;
+        let has_version = store::has_current_version(self.db, rtxn, index)?;
         let Some(metadata) = store::metadata(self.db, rtxn, index)? else { return Ok(None) };
+        if !has_version {
+            return Err(Error::corrupted(Key::version(index), "the metadata is there but the version is missing"));
+        }
         if metadata.distance != D::NAME {
             let found = metadata.distance.into_owned();
             return Err(Error::DistanceMismatch { index, expected: D::NAME, found });

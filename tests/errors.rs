@@ -110,16 +110,27 @@ fn an_unknown_format_version() {
     let test = TestEnv::new(16 * MIB);
     let db = test.database::<Euclidean>();
     build_index(&test, db, 4, &data::clustered(50, 1, 4, 1).base, Some(2), 1);
-    let mut wtxn = test.env.write_txn().unwrap();
     let version = Key { index: 4, mode: NodeMode::Metadata, id: 1 };
-    // The previous format (f32 split normals), then a future one.
+    // The previous format (f32 split normals), then a future one: reads,
+    // builds (which would misread the nodes) and distance changes refuse it.
     for found in [1u32, 3] {
+        let mut wtxn = test.env.write_txn().unwrap();
         raw(db).put(&mut wtxn, &version, &found.to_le_bytes()).unwrap();
         let err = Reader::<Euclidean>::open(&wtxn, 4, db).unwrap_err();
         assert!(matches!(err, Error::FormatVersion { index: 4, found: f, supported: 2 } if f == found), "{err}");
+        let writer = Writer::<Euclidean>::new(db, 4, 4);
+        let err = writer.builder(&mut common::rng(1)).build(&mut wtxn).unwrap_err();
+        assert!(matches!(err, Error::FormatVersion { found: f, .. } if f == found), "{err}");
+        let err = writer.prepare_changing_distance::<Cosine>(&mut wtxn).unwrap_err();
+        assert!(matches!(err, Error::FormatVersion { found: f, .. } if f == found), "{err}");
     }
+    let mut wtxn = test.env.write_txn().unwrap();
     raw(db).put(&mut wtxn, &version, &[1, 0]).unwrap();
     let err = Reader::<Euclidean>::open(&wtxn, 4, db).unwrap_err();
+    assert!(matches!(err, Error::Corrupted { key, .. } if key == version), "{err}");
+    // Metadata without a version is damage to a build, not an unbuilt index.
+    raw(db).delete(&mut wtxn, &version).unwrap();
+    let err = Writer::<Euclidean>::new(db, 4, 4).builder(&mut common::rng(1)).build(&mut wtxn).unwrap_err();
     assert!(matches!(err, Error::Corrupted { key, .. } if key == version), "{err}");
 }
 
