@@ -114,6 +114,11 @@ pub fn f32_to_f16(value: f32) -> u16 {
     half as u16
 }
 
+/// The `f32` nearest to `value` that a binary16 holds exactly.
+pub fn round_to_f16(value: f32) -> f32 {
+    f16_to_f32(f32_to_f16(value))
+}
+
 /// Widens a binary16 to the `f32` of the same value (exact).
 pub fn f16_to_f32(half: u16) -> f32 {
     let sign = u32::from(half & 0x8000) << 16;

@@ -144,3 +144,32 @@ fn unbounded_search_k_is_exact_manhattan() {
 fn unbounded_search_k_is_exact_dot_product() {
     unbounded_is_exact::<DotProduct>();
 }
+
+/// Half-precision normals move a plane by up to 2⁻¹¹ of `|normal · x|`;
+/// the offset is computed from the rounded normal, so planes still cut
+/// data that sits far from the origin relative to its spread.
+#[test]
+fn data_far_from_the_origin_is_split_by_planes() {
+    let mut set = data::clustered(3_000, 30, 8, common::seed(5));
+    for values in [&mut set.base.values, &mut set.queries.values] {
+        values.iter_mut().for_each(|v| *v += 10_000.0);
+    }
+    let test = TestEnv::new(64 * MIB);
+    let db = test.database::<Euclidean>();
+    build_index::<Euclidean>(&test, db, 0, &set.base, Some(10), common::seed(6));
+    let rtxn = test.env.read_txn().unwrap();
+    let reader = Reader::<Euclidean>::open(&rtxn, 0, db).unwrap();
+    let stats = reader.stats(&rtxn).unwrap();
+    let (splits, random): (usize, usize) =
+        stats.trees.iter().fold((0, 0), |(s, r), tree| (s + tree.split_nodes, r + tree.random_splits));
+    assert!(random * 20 <= splits, "{random} of {splits} splits are random");
+    let truth = data::brute_force(&set, "euclidean", 10);
+    let search_k = NonZeroUsize::new(300).unwrap();
+    let found: Vec<Vec<u32>> = (0..set.queries.len())
+        .map(|q| reader.nns(10).search_k(search_k).by_vector(&rtxn, set.queries.get(q)).unwrap())
+        .map(|answer| answer.into_iter().map(|(id, _)| id).collect())
+        .collect();
+    let recall = data::recall_at(10, &truth, &found);
+    println!("far from the origin: {random} random splits of {splits}, recall@10 {recall:.3} at search_k 300");
+    assert!(recall >= 0.8, "recall@10 {recall:.3}");
+}

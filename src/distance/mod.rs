@@ -207,9 +207,12 @@ pub(crate) fn unit_difference(p: &[f32], q: &[f32]) -> Option<Vec<f32>> {
 }
 
 /// The plane halfway between `p` and `q`, normal to `p - q`, for the
-/// distances whose planes need not pass through the origin.
+/// distances whose planes need not pass through the origin. The normal is
+/// rounded to half precision, as it is stored, before the offset is
+/// computed from it: the stored plane then passes through the midpoint
+/// however far from the origin the data lies.
 pub(crate) fn bisecting_plane(p: &[f32], q: &[f32]) -> Option<(Vec<f32>, f32)> {
-    let normal = unit_difference(p, q)?;
+    let normal: Vec<f32> = unit_difference(p, q)?.into_iter().map(crate::half::round_to_f16).collect();
     let midpoint: f32 = normal.iter().zip(p.iter().zip(q)).map(|(n, (p, q))| n * (p + q) / 2.0).sum();
     Some((normal, -midpoint))
 }
