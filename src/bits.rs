@@ -33,19 +33,9 @@ impl<'a> Bits<'a> {
         self.bytes
     }
 
-    /// Whether there is no word (a random split's normal).
-    pub fn is_empty(self) -> bool {
-        self.bytes.is_empty()
-    }
-
     /// The number of bits stored, padding included.
     pub fn capacity(self) -> usize {
         self.bytes.len() * 8
-    }
-
-    /// The words, in order.
-    pub fn words(self) -> impl ExactSizeIterator<Item = u64> + 'a {
-        self.bytes.chunks_exact(8).map(|word| u64::from_le_bytes(bytemuck::pod_read_unaligned(word)))
     }
 
     /// The first `dimensions` bits, in order.
@@ -191,7 +181,7 @@ mod tests {
             let expected: Vec<bool> = values.iter().map(|&v| v > 0.0).collect();
             prop_assert_eq!(decoded, expected);
             let view = PackedBits::view(bits.as_bytes()).unwrap();
-            prop_assert_eq!(view.words().collect::<Vec<_>>(), words);
+            prop_assert_eq!(view.as_bytes(), bytemuck::cast_slice::<u64, u8>(&words));
         }
 
         #[test]

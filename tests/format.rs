@@ -69,21 +69,21 @@ fn snapshot_of_a_tiny_database() {
 
 #[test]
 fn default_tree_counts() {
-    let mut table = String::from("items \\ dimensions: 2 16 64 128 384 768 1536 3072\n");
+    let mut table = String::from("items \\ dimensions: 2 16 64 128 384 512 768 1000 1024 1536 3072\n");
     for items in [0u64, 1, 100, 1_000, 10_000, 100_000, 1_000_000, 100_000_000] {
         write!(table, "{items}:").unwrap();
-        for dimensions in [2, 16, 64, 128, 384, 768, 1536, 3072] {
+        for dimensions in [2, 16, 64, 128, 384, 512, 768, 1000, 1024, 1536, 3072] {
             write!(table, " {}", default_n_trees::<Euclidean>(items, dimensions)).unwrap();
         }
         table.push('\n');
     }
     table.push_str("bits, 100_000 items:");
-    for dimensions in [2, 16, 64, 128, 384, 768, 1536, 3072] {
+    for dimensions in [2, 16, 64, 128, 384, 512, 768, 1000, 1024, 1536, 3072] {
         write!(table, " {}", default_n_trees::<Hamming>(100_000, dimensions)).unwrap();
     }
     table.push('\n');
     table.push_str("split_after:");
-    for dimensions in [2, 16, 64, 128, 384, 768, 1536, 3072] {
+    for dimensions in [2, 16, 64, 128, 384, 512, 768, 1000, 1024, 1536, 3072] {
         write!(table, " {}", default_split_after(dimensions)).unwrap();
     }
     insta::assert_snapshot!(table);

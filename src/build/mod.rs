@@ -76,14 +76,20 @@ pub const MAX_TREES: usize = 4096;
 /// `0.6 × split_after` items on average. Hence
 ///
 /// ```text
-/// n_trees = clamp(floor((1.5 × v − item) / (split / (0.6 × split_after) + 5)), 10, 512)
+/// n_trees = clamp(floor(max(1.5 × v − item, 0.15 × v) / (split / (0.6 × split_after) + 5)), 10, 512)
 /// ```
 ///
 /// with `split_after` from [`default_split_after`], and a single tree when
-/// every item fits in one bucket (all trees would be the same). For `f32`s
-/// this gives 26 trees at 128 dimensions and 25 at 768, where each item
-/// already fills a 4 KiB overflow page (1.33 times its vector); distances
-/// over bits get 10 trees up to 1,536 dimensions. The snapshot test
+/// every item fits in one bucket (all trees would be the same). The
+/// `0.15 × v` floor serves the sizes whose items alone take (nearly) 1.5
+/// times their vectors, such as 512 or 1,024 `f32` dimensions, whose items
+/// need whole overflow pages: there the index exceeds 1.5×. For `f32`s this
+/// gives 20 trees at 128 dimensions and 26 at 768, where each item already
+/// fills a 4 KiB overflow page (1.33 times its vector); distances over bits
+/// get 10 trees up to 768 dimensions. The count follows the page
+/// arithmetic, so it is not monotonic: 102 trees at 1,000 `f32` dimensions,
+/// whose items leave room in their overflow page, 19 at 1,024, whose items
+/// need two pages. The snapshot test
 /// `default_tree_counts` pins the table; the README has the disk and recall
 /// it gives.
 pub fn default_n_trees<D: Distance>(n_items: u64, dimensions: usize) -> usize {
@@ -95,7 +101,9 @@ pub fn default_n_trees<D: Distance>(n_items: u64, dimensions: usize) -> usize {
     let item = store::entry_bytes(1 + size_of::<D::Header>() + vector);
     let split = store::entry_bytes(1 + SPLIT_HEADER_SIZE + D::NormalCodec::size(dimensions));
     let per_tree = split / (0.6 * split_after as f64) + 5.0;
-    let budget = (1.5 * vector as f64 - item).max(0.0);
+    // Where the items alone nearly fill the budget (whole overflow pages at
+    // 512 or 1,024 f32 dimensions), the trees still get 0.15 × v.
+    let budget = (1.5 * vector as f64 - item).max(0.15 * vector as f64);
     ((budget / per_tree).floor() as usize).clamp(10, 512)
 }
 

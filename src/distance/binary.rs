@@ -36,9 +36,10 @@ impl ScaleHeader {
         ScaleHeader { norm, l1: values.iter().map(|v| v.abs()).sum() }
     }
 
-    /// The estimate of `q · x` is `(q · b) × this`: the unbiased estimator
-    /// of RaBitQ (Gao & Long, 2024), `(q · b) / (x̂ · b)` with `x̂ = x / |x|`,
-    /// scaled back by `|x|`.
+    /// The estimate of `q · x` is `(q · b) × this`: the estimator of RaBitQ
+    /// (Gao & Long, 2024), `(q · b) / (x̂ · b)` with `x̂ = x / |x|`, scaled
+    /// back by `|x|`. (RaBitQ proves it unbiased after a random rotation of
+    /// the data, which spinney does not apply.)
     fn dot_scale(self) -> f32 {
         if self.l1 > 0.0 { self.norm * self.norm / self.l1 } else { 0.0 }
     }
