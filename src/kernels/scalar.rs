@@ -1,7 +1,7 @@
 //! The portable kernels, and the loop every implementation compiles.
 
 use super::Kernels;
-use crate::half::f16_to_f32;
+use crate::half::widen_finite;
 use crate::vector::read_f32;
 
 /// Values per chunk: sixteen independent sums, two AVX registers.
@@ -43,10 +43,11 @@ fn reduce(mut sums: [f32; LANES]) -> f32 {
     sums[0]
 }
 
-/// The binary16 value of the first two bytes of `chunk`, widened.
+/// The binary16 value of the first two bytes of `chunk`, widened (finite
+/// values exactly, like F16C).
 #[inline(always)]
 fn read_f16(chunk: &[u8]) -> f32 {
-    f16_to_f32(u16::from_le_bytes([chunk[0], chunk[1]]))
+    widen_finite(u16::from_le_bytes([chunk[0], chunk[1]]))
 }
 
 /// The dot product of binary16 values `a` (a split normal) with `f32`
@@ -60,9 +61,10 @@ fn dot_f16(a: &[u8], b: &[u8]) -> f32 {
     let chunks_b = b.chunks_exact(CHUNK);
     let (tail_a, tail_b) = (chunks_a.remainder(), chunks_b.remainder());
     for (x, y) in chunks_a.zip(chunks_b) {
+        let x: [u16; LANES] = bytemuck::pod_read_unaligned(x);
         let y: [f32; LANES] = bytemuck::pod_read_unaligned(y);
         for lane in 0..LANES {
-            sums[lane] = dot_term(sums[lane], read_f16(&x[lane * 2..]), y[lane]);
+            sums[lane] = dot_term(sums[lane], widen_finite(u16::from_le(x[lane])), y[lane]);
         }
     }
     reduce(sums) + f16_tail(tail_a, tail_b)
