@@ -60,11 +60,9 @@ impl<D: Distance> Leaf<'_, D> {
 /// Appends the encoding of the leaf of `values` (header, then the vector in
 /// the distance's codec) to `out`.
 pub fn encode_leaf<D: Distance>(values: &[f32], out: &mut Vec<u8>) {
-    let header = D::new_header(values);
     let vector = D::Codec::encode(values);
-    out.push(LEAF_TAG);
-    out.extend_from_slice(bytemuck::bytes_of(&header));
-    out.extend_from_slice(D::Codec::as_bytes(D::Codec::borrow(&vector)));
+    let leaf = Leaf::<D> { header: D::new_header(values), vector: D::Codec::borrow(&vector) };
+    Node::Leaf(leaf).encode_into(out);
 }
 
 /// A bucket: the ids of the items that end in this part of a tree.
