@@ -129,7 +129,11 @@ macro_rules! estimated_from_norms {
         }
 
         fn item_query(leaf: &Leaf<'_, Self>, dimensions: usize) -> Self::Query {
-            Self::query(&reconstructed(leaf, dimensions))
+            // The item's ±1 values scaled by its mean absolute value: asking
+            // for an item's neighbours compares like any other query.
+            let mean = leaf.header.mean(dimensions);
+            let values: Vec<f32> = Self::values(leaf, dimensions).into_iter().map(|v| v * mean).collect();
+            Self::query(&values)
         }
     };
 }
@@ -145,16 +149,6 @@ fn sign_plane(p: &[f32], q: &[f32]) -> Option<(Vec<f32>, f32)> {
     // n · b = len − 2 × hamming(n, b) for ±1 vectors of `len` values.
     let midpoint: f32 = normal.iter().zip(p.iter().zip(q)).map(|(n, (p, q))| n * (p + q) / 2.0).sum();
     Some((normal, p.len() as f32 - midpoint))
-}
-
-/// The query's values as `mean × b` for an item's bits, so that asking for
-/// an item's neighbours compares like any other query.
-fn reconstructed<D: Distance<Codec = PackedBits, Header = ScaleHeader>>(
-    leaf: &Leaf<'_, D>,
-    dimensions: usize,
-) -> Vec<f32> {
-    let scale = leaf.header.mean(dimensions);
-    leaf.vector.iter(dimensions).map(|bit| if bit { scale } else { -scale }).collect()
 }
 
 /// Euclidean distance to items stored as one bit per dimension: about 32
