@@ -330,3 +330,27 @@ fn stats_describe_the_trees() {
         assert!(tree.depth >= 7 && tree.depth < 60, "depth {}", tree.depth);
     }
 }
+
+#[test]
+fn equal_wide_vectors_are_split_at_random_in_shared_passes() {
+    // 1,500 equal vectors of 8 KiB: the top levels are split in passes
+    // shared by the trees, where two-means finds no plane.
+    let test = TestEnv::new(64 * MIB);
+    let db = test.database::<Euclidean>();
+    let writer = Writer::<Euclidean>::new(db, 0, 2048);
+    let mut wtxn = test.env.write_txn().unwrap();
+    let vector = vec![0.5; 2048];
+    for i in 0..1500 {
+        writer.add_item(&mut wtxn, i, &vector).unwrap();
+    }
+    writer.builder(&mut common::rng(4)).n_trees(3).build(&mut wtxn).unwrap();
+    let reader = Reader::<Euclidean>::open(&wtxn, 0, db).unwrap();
+    reader.check(&wtxn).unwrap();
+    for tree in reader.stats(&wtxn).unwrap().trees {
+        assert_eq!(tree.random_splits, tree.split_nodes, "equal vectors have no plane");
+        assert!(tree.largest_bucket <= 256);
+    }
+    let found = reader.nns(10).by_vector(&wtxn, &vector).unwrap();
+    assert_eq!(found.len(), 10);
+    assert!(found.iter().all(|&(_, distance)| distance == 0.0));
+}

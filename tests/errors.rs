@@ -288,6 +288,35 @@ fn a_cancelled_build_keeps_the_committed_index() {
 }
 
 #[test]
+fn a_build_cancelled_in_its_shared_passes_writes_nothing() {
+    // 2,500 vectors of 4 KiB: the top levels are split in passes shared by
+    // the trees, which come first in the growth and poll the callback.
+    let test = TestEnv::new(64 * MIB);
+    let db = test.database::<Euclidean>();
+    let set = data::clustered(2_500, 1, 1024, 6);
+    let writer = Writer::<Euclidean>::new(db, 0, 1024);
+    let mut wtxn = test.env.write_txn().unwrap();
+    common::add_items(&writer, &mut wtxn, &set.base);
+    wtxn.commit().unwrap();
+    let polls_of_a_build = AtomicUsize::new(0);
+    let mut wtxn = test.env.write_txn().unwrap();
+    let cancel = || polls_of_a_build.fetch_add(1, Ordering::Relaxed) == usize::MAX;
+    writer.builder(&mut common::rng(3)).n_trees(3).cancel(cancel).build(&mut wtxn).unwrap();
+    wtxn.abort();
+    let polls_of_a_build = polls_of_a_build.into_inner();
+    for polls in (0..12).chain([polls_of_a_build / 2, polls_of_a_build - 1]) {
+        let mut wtxn = test.env.write_txn().unwrap();
+        let count = AtomicUsize::new(0);
+        let cancel = || count.fetch_add(1, Ordering::Relaxed) >= polls;
+        let err = writer.builder(&mut common::rng(3)).n_trees(3).cancel(cancel).build(&mut wtxn).unwrap_err();
+        assert!(matches!(err, Error::BuildCancelled), "{err}");
+        assert!(matches!(Reader::<Euclidean>::open(&wtxn, 0, db), Err(Error::NotBuilt { index: 0 })), "polls {polls}");
+        assert_eq!(writer.iter(&wtxn).unwrap().count(), 2_500);
+        assert!(writer.need_build(&wtxn).unwrap());
+    }
+}
+
+#[test]
 fn a_missing_temp_directory() {
     let test = TestEnv::new(16 * MIB);
     let db = test.database::<Euclidean>();

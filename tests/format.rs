@@ -12,14 +12,14 @@ use spinney::{Key, NodeCodec, NodeMode, Writer, default_n_trees, default_split_a
 
 /// Builds `set` with `seed` on a rayon pool of `threads` threads and returns
 /// every key and value of the database.
-fn build_with_threads(set: &data::Dataset, seed: u64, threads: usize) -> Vec<(Vec<u8>, Vec<u8>)> {
-    let test = TestEnv::new(64 * MIB);
+fn build_with_threads(set: &data::Dataset, seed: u64, threads: usize, n_trees: usize) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let test = TestEnv::new(128 * MIB);
     let db = test.database::<Euclidean>();
     let writer = Writer::<Euclidean>::new(db, 2, set.base.dimensions);
     let mut wtxn = test.env.write_txn().unwrap();
     common::add_items(&writer, &mut wtxn, &set.base);
     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-    pool.install(|| writer.builder(&mut common::rng(seed)).n_trees(12).split_after(8).build(&mut wtxn)).unwrap();
+    pool.install(|| writer.builder(&mut common::rng(seed)).n_trees(n_trees).split_after(8).build(&mut wtxn)).unwrap();
     wtxn.commit().unwrap();
     test.dump()
 }
@@ -28,12 +28,24 @@ fn build_with_threads(set: &data::Dataset, seed: u64, threads: usize) -> Vec<(Ve
 fn the_same_seed_gives_the_same_bytes_at_any_thread_count() {
     let set = data::clustered(3_000, 1, 12, 8);
     let seed = common::seed(99);
-    let one = build_with_threads(&set, seed, 1);
-    let two = build_with_threads(&set, seed, 2);
-    let four = build_with_threads(&set, seed, 4);
+    let one = build_with_threads(&set, seed, 1, 12);
+    let two = build_with_threads(&set, seed, 2, 12);
+    let four = build_with_threads(&set, seed, 4, 12);
     assert!(one == two && two == four, "the database differs between thread counts");
-    let other_seed = build_with_threads(&set, seed + 1, 2);
+    let other_seed = build_with_threads(&set, seed + 1, 2, 12);
     assert_ne!(one, other_seed, "the seed must matter");
+}
+
+#[test]
+fn trees_split_in_shared_passes_are_the_same_at_any_thread_count() {
+    // 3,000 vectors of 4 KiB: the top two levels of every tree hold more
+    // than 4 MiB of vectors and are split in passes shared by the trees.
+    let set = data::clustered(3_000, 1, 1024, 9);
+    let seed = common::seed(98);
+    let one = build_with_threads(&set, seed, 1, 5);
+    let two = build_with_threads(&set, seed, 2, 5);
+    let three = build_with_threads(&set, seed, 3, 5);
+    assert!(one == two && two == three, "the database differs between thread counts");
 }
 
 /// A readable dump: one line per entry, nodes decoded.

@@ -57,11 +57,14 @@ pub(crate) fn grow<D: Distance>(
 ) -> Result<u32> {
     let n = u32::try_from(frozen.len()).map_err(|_| Error::TooManyNodes)?;
     let mut items: Vec<u32> = (0..n).collect();
-    let mut grower = Grower { params, frozen, rng, nodes, sides: Vec::new(), point: Vec::new() };
-    grower.grow(&mut items)
+    Grower::new(params, frozen, rng, nodes).grow(&mut items)
 }
 
-struct Grower<'g, 'f, 't, D: Distance> {
+/// A plane: its normal, in the distance's normal codec, and its offset.
+pub(crate) type Plane<D> = (<<D as Distance>::NormalCodec as VectorCodec>::Owned, f32);
+
+/// Grows the nodes of one tree.
+pub(crate) struct Grower<'g, 'f, 't, D: Distance> {
     params: &'g GrowParams<'f, D>,
     frozen: &'g FrozenItems<'t, D>,
     rng: &'g mut ChaCha8Rng,
@@ -72,10 +75,24 @@ struct Grower<'g, 'f, 't, D: Distance> {
     point: Vec<f32>,
 }
 
-impl<D: Distance> Grower<'_, '_, '_, D> {
+impl<'g, 'f, 't, D: Distance> Grower<'g, 'f, 't, D> {
+    pub fn new(
+        params: &'g GrowParams<'f, D>,
+        frozen: &'g FrozenItems<'t, D>,
+        rng: &'g mut ChaCha8Rng,
+        nodes: &'g mut TmpNodes,
+    ) -> Grower<'g, 'f, 't, D> {
+        Grower { params, frozen, rng, nodes, sides: Vec::new(), point: Vec::new() }
+    }
+
+    /// Writes `node` and returns its local id.
+    pub fn push(&mut self, node: &Node<'_, D>) -> Result<u32> {
+        self.nodes.push::<D>(node)
+    }
+
     /// Writes the subtree of `items` (positions in the frozen items, reordered
     /// in place) and returns the local id of its root.
-    fn grow(&mut self, items: &mut [u32]) -> Result<u32> {
+    pub fn grow(&mut self, items: &mut [u32]) -> Result<u32> {
         self.params.check_cancel()?;
         if items.len() <= self.params.split_after.max(1) {
             let ids = &self.frozen.ids;
@@ -83,15 +100,7 @@ impl<D: Distance> Grower<'_, '_, '_, D> {
             return self.nodes.push::<D>(&Node::Descendants(Descendants { items: Cow::Owned(bucket) }));
         }
 
-        let (normal, offset, mid) = match self.plane_split(items) {
-            Some((normal, offset, mid)) => (normal, offset, mid),
-            None => {
-                // Equal vectors, or no plane that separates them: split at random
-                // and store no normal, so a query explores both sides alike.
-                items.shuffle(self.rng);
-                (D::NormalCodec::encode(&[]), 0.0, items.len() / 2)
-            }
-        };
+        let (normal, offset, mid) = self.split(items);
         let (left, right) = items.split_at_mut(mid);
         let (left_count, right_count) = (left.len() as u32, right.len() as u32);
         let left = self.grow(left)?;
@@ -101,37 +110,54 @@ impl<D: Distance> Grower<'_, '_, '_, D> {
         self.nodes.push::<D>(&Node::SplitPlaneNormal(split))
     }
 
-    /// Tries a few two-means planes; on the first balanced one, moves the
-    /// left side to the front of `items` and returns the plane and the
-    /// number of items on the left.
-    fn plane_split(&mut self, items: &mut [u32]) -> Option<(<D::NormalCodec as VectorCodec>::Owned, f32, usize)> {
-        let leaves = &self.frozen.leaves;
-        let context = self.params.context;
+    /// Splits `items`: moves the left side to the front and returns the
+    /// plane and the number of items on the left. Tries a few two-means
+    /// planes, and splits at random, with an empty normal, when none is
+    /// balanced (equal vectors, or no plane that separates them), so that a
+    /// query explores both sides alike.
+    pub fn split(&mut self, items: &mut [u32]) -> (<D::NormalCodec as VectorCodec>::Owned, f32, usize) {
+        let (frozen, context) = (self.frozen, self.params.context);
         for _ in 0..PLANE_ATTEMPTS {
-            let Some((normal, offset)) = two_means_plane(self.rng, leaves, items, context, &mut self.point) else {
+            let Some((normal, offset)) = self.plane(items) else {
                 continue;
             };
-            let normal = D::NormalCodec::encode(&normal);
             let plane = D::NormalCodec::borrow(&normal);
-            self.sides.clear();
-            for &item in items.iter() {
-                let margin = D::item_margin(plane, offset, &leaves[item as usize], context);
-                self.sides.push(side(margin, self.rng));
+            let margin = |item: u32| D::item_margin(plane, offset, &frozen.leaves[item as usize], context);
+            if let Some(n_left) = self.partition(items, margin) {
+                return (normal, offset, n_left);
             }
-            let n_right = self.sides.iter().filter(|&&right| right).count();
-            if n_right == 0 || self.params.unbalanced(n_right as u64, (items.len() - n_right) as u64) {
-                continue;
-            }
-            let mut n_left = 0;
-            for i in 0..items.len() {
-                if !self.sides[i] {
-                    items.swap(i, n_left);
-                    n_left += 1;
-                }
-            }
-            return Some((normal, offset, n_left));
         }
-        None
+        items.shuffle(self.rng);
+        (D::NormalCodec::encode(&[]), 0.0, items.len() / 2)
+    }
+
+    /// Moves the items whose `margin` puts them on the left side (see
+    /// [`side`]) to the front of `items` and returns how many there are, or
+    /// `None`, leaving `items` as they were, when the split is too lopsided.
+    pub fn partition(&mut self, items: &mut [u32], mut margin: impl FnMut(u32) -> f32) -> Option<usize> {
+        self.sides.clear();
+        for &item in items.iter() {
+            self.sides.push(side(margin(item), self.rng));
+        }
+        let n_right = self.sides.iter().filter(|&&right| right).count();
+        if n_right == 0 || self.params.unbalanced(n_right as u64, (items.len() - n_right) as u64) {
+            return None;
+        }
+        let mut n_left = 0;
+        for i in 0..items.len() {
+            if !self.sides[i] {
+                items.swap(i, n_left);
+                n_left += 1;
+            }
+        }
+        Some(n_left)
+    }
+
+    /// A two-means plane for `items`, or `None` when the centroids coincide.
+    pub fn plane(&mut self, items: &[u32]) -> Option<Plane<D>> {
+        let (normal, offset) =
+            two_means_plane(self.rng, &self.frozen.leaves, items, self.params.context, &mut self.point)?;
+        Some((D::NormalCodec::encode(&normal), offset))
     }
 }
 

@@ -8,8 +8,10 @@
 //!    the work follows the paths of the changed items only.
 //! 3. Grow the trees that are missing (all of them on the first build, or
 //!    when `split_after` changes) in parallel, each into its own temporary
-//!    file ([`MainStep::GrowingTrees`]). Nothing is written to LMDB until
-//!    here, and `cancel` is polled at every node.
+//!    file ([`MainStep::GrowingTrees`]): their top levels together, in
+//!    passes that read each vector once for all of them (see
+//!    `top_levels.rs`), the rest depth first, tree by tree. Nothing is
+//!    written to LMDB until here, and `cancel` is polled at every node.
 //! 4. Delete the metadata, the freed nodes and the change marks
 //!    ([`MainStep::RemovingOldTrees`]), then write every new or changed node
 //!    in one single-threaded pass that gives the final node ids
@@ -29,6 +31,7 @@ mod grow;
 mod patch;
 mod split;
 mod tmp_nodes;
+mod top_levels;
 mod update;
 
 use std::borrow::Cow;
@@ -41,7 +44,7 @@ use tracing::info;
 
 use self::changes::Changes;
 use self::frozen::FrozenItems;
-use self::grow::{GrowParams, grow, tree_rng};
+use self::grow::{GrowParams, Grower, tree_rng};
 use self::patch::{IdAllocator, NodeRef, NodeWriter, TreePatch, write_patch};
 use self::tmp_nodes::TmpNodes;
 use self::update::{UpdateContext, subtree, update_tree};
@@ -154,10 +157,11 @@ impl<'a, D: Distance, R: Rng + SeedableRng> Builder<'a, D, R> {
     }
 
     /// A bound, in bytes, on the working memory of tree growth: trees are
-    /// grown in parallel batches small enough that their scratch (about 8
-    /// bytes per item per tree) fits. The vectors themselves are read in
-    /// place and are not counted. Unset, as many trees grow at once as
-    /// rayon has threads.
+    /// grown in batches small enough that their scratch (about 9 bytes per
+    /// item per tree) fits. The trees of a batch split their top levels in
+    /// shared passes over the vectors, so larger batches read the vectors
+    /// fewer times. The vectors themselves are read in place and are not
+    /// counted. Unset, all the trees form one batch.
     pub fn available_memory(&mut self, bytes: usize) -> &mut Self {
         self.available_memory = Some(bytes);
         self
@@ -376,7 +380,7 @@ impl<'a, D: Distance, R: Rng + SeedableRng> Builder<'a, D, R> {
         n_trees: usize,
     ) -> Result<Vec<TreePatch>> {
         self.step(MainStep::GrowingTrees, Some(SubStep { unit: "trees", done: 0, total: n_trees as u64 }))?;
-        let per_tree = frozen.len().saturating_mul(8).max(1);
+        let per_tree = frozen.len().saturating_mul(9).max(1);
         let batch = match self.available_memory {
             Some(bytes) => (bytes / per_tree).clamp(1, n_trees.max(1)),
             None => n_trees.max(1),
@@ -385,15 +389,11 @@ impl<'a, D: Distance, R: Rng + SeedableRng> Builder<'a, D, R> {
         let mut trees = Vec::with_capacity(n_trees);
         let numbers: Vec<u64> = (first as u64..(first + n_trees) as u64).collect();
         for chunk in numbers.chunks(batch) {
-            let grown: Vec<TreePatch> = chunk
-                .par_iter()
-                .map(|&tree| {
-                    let mut nodes = TmpNodes::new(tmpdir);
-                    let root = grow(params, frozen, &mut tree_rng(seed, tree), &mut nodes)?;
-                    Ok(TreePatch::new(NodeRef::New(root), nodes))
-                })
-                .collect::<Result<_>>()?;
-            trees.extend(grown);
+            let mut rngs: Vec<_> = chunk.iter().map(|&tree| tree_rng(seed, tree)).collect();
+            let mut nodes: Vec<TmpNodes> = chunk.iter().map(|_| TmpNodes::new(tmpdir)).collect();
+            let growers = rngs.iter_mut().zip(&mut nodes).map(|(rng, nodes)| Grower::new(params, frozen, rng, nodes));
+            let roots = top_levels::grow_trees(params, frozen, growers.collect())?;
+            trees.extend(roots.into_iter().zip(nodes).map(|(root, nodes)| TreePatch::new(NodeRef::New(root), nodes)));
             let done = trees.len() as u64;
             self.step(MainStep::GrowingTrees, Some(SubStep { unit: "trees", done, total: n_trees as u64 }))?;
         }
