@@ -226,13 +226,17 @@ impl<'r, 't, D: Distance> QueryBuilder<'r, 't, D> {
         items: impl IntoIterator<Item = ItemId>,
     ) -> Result<Vec<(ItemId, f32)>> {
         let reader = self.reader;
-        let mut scored = Vec::new();
+        // Every look-up first, then every distance: the distances do not wait
+        // on one another's vectors, so the processor fetches several at once.
+        let mut leaves = Vec::new();
         for item in items {
             let Some(leaf) = store::leaf::<D>(reader.db, rtxn, reader.index, item, reader.dimensions)? else {
                 return Err(Error::corrupted(Key::item(reader.index, item), "an item of the trees has no vector"));
             };
-            scored.push((D::distance(query, &leaf), item));
+            leaves.push((item, leaf));
         }
+        let mut scored: Vec<(f32, ItemId)> =
+            leaves.iter().map(|(item, leaf)| (D::distance(query, leaf), *item)).collect();
         let by_distance = |a: &(f32, ItemId), b: &(f32, ItemId)| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1));
         if scored.len() > self.count {
             scored.select_nth_unstable_by(self.count - 1, by_distance);
