@@ -13,6 +13,7 @@ use roaring::RoaringBitmap;
 use crate::key::{Key, NodeMode};
 use crate::node::Leaf;
 use crate::store::{self, RawDatabase};
+use crate::vector::VectorCodec;
 use crate::{Distance, ItemId, Result};
 
 /// The items of one index in id order, with their leaves.
@@ -56,5 +57,23 @@ impl<'t, D: Distance> FrozenItems<'t, D> {
 
     pub fn len(&self) -> usize {
         self.ids.len()
+    }
+
+    /// The items at `positions`, in that order, with their vectors copied
+    /// one after another into `buffer`; `None` if a copied vector would not
+    /// read back (it always does: it is the bytes of a vector that did).
+    pub fn packed<'b>(&self, positions: &[u32], buffer: &'b mut Vec<u8>) -> Option<FrozenItems<'b, D>> {
+        let leaves: Vec<&Leaf<'t, D>> = positions.iter().map(|&p| &self.leaves[p as usize]).collect();
+        let size = leaves.first().map_or(1, |leaf| D::Codec::as_bytes(leaf.vector).len().max(1));
+        buffer.clear();
+        for leaf in &leaves {
+            buffer.extend_from_slice(D::Codec::as_bytes(leaf.vector));
+        }
+        let packed = leaves.iter().zip(buffer.chunks_exact(size));
+        let packed =
+            packed.map(|(leaf, bytes)| Some(Leaf { header: leaf.header, vector: D::Codec::view(bytes).ok()? }));
+        let packed: Vec<Leaf<'b, D>> = packed.collect::<Option<_>>()?;
+        (packed.len() == positions.len())
+            .then(|| FrozenItems { ids: positions.iter().map(|&p| self.ids[p as usize]).collect(), leaves: packed })
     }
 }

@@ -73,6 +73,8 @@ pub(crate) struct Grower<'g, 'f, 't, D: Distance> {
     sides: Vec<bool>,
     /// Scratch for two-means.
     point: Vec<f32>,
+    /// Scratch: the vectors of a subtree, packed (see [`Self::grow_packed`]).
+    packed: Vec<u8>,
 }
 
 impl<'g, 'f, 't, D: Distance> Grower<'g, 'f, 't, D> {
@@ -82,7 +84,7 @@ impl<'g, 'f, 't, D: Distance> Grower<'g, 'f, 't, D> {
         rng: &'g mut ChaCha8Rng,
         nodes: &'g mut TmpNodes,
     ) -> Grower<'g, 'f, 't, D> {
-        Grower { params, frozen, rng, nodes, sides: Vec::new(), point: Vec::new() }
+        Grower { params, frozen, rng, nodes, sides: Vec::new(), point: Vec::new(), packed: Vec::new() }
     }
 
     /// Writes `node` and returns its local id.
@@ -108,6 +110,18 @@ impl<'g, 'f, 't, D: Distance> Grower<'g, 'f, 't, D> {
         let normal = D::NormalCodec::borrow(&normal);
         let split = SplitPlaneNormal { left, right, left_count, right_count, offset, normal };
         self.nodes.push::<D>(&Node::SplitPlaneNormal(split))
+    }
+
+    /// Grows the subtree of `items` as [`Self::grow`] does (the same nodes)
+    /// over a copy of their vectors packed together: a subtree of a few
+    /// megabytes then reads them from cache, not from pages scattered over
+    /// the whole index.
+    pub fn grow_packed(&mut self, items: &mut [u32]) -> Result<u32> {
+        let Some(packed) = self.frozen.packed(items, &mut self.packed) else {
+            return self.grow(items);
+        };
+        let mut local: Vec<u32> = (0..items.len() as u32).collect();
+        Grower::new(self.params, &packed, self.rng, self.nodes).grow(&mut local)
     }
 
     /// Splits `items`: moves the left side to the front and returns the

@@ -229,7 +229,7 @@ impl<D: Distance> TopTree<'_, '_, '_, D> {
     fn finish(mut self) -> Result<u32> {
         let mut below = Vec::with_capacity(self.below.len());
         for range in std::mem::take(&mut self.below) {
-            below.push(self.grower.grow(&mut self.items[range])?);
+            below.push(self.grower.grow_packed(&mut self.items[range])?);
         }
         match self.tops.is_empty() {
             // The root was small enough to grow on its own.
