@@ -51,9 +51,11 @@ pub(crate) fn two_means_plane<D: Distance, R: Rng>(
         } else {
             continue;
         };
-        let weight = *count / (*count + 1.0);
+        // The running mean: c + (x - c) / (count + 1), multiplying by the
+        // reciprocal, as a division per value costs more than the distances.
+        let step = 1.0 / (*count + 1.0);
         for (c, x) in centroid.iter_mut().zip(point.iter()) {
-            *c = *c * weight + x / (*count + 1.0);
+            *c += (x - *c) * step;
         }
         *count += 1.0;
     }
