@@ -32,7 +32,7 @@ use crate::{Distance, Result};
 pub(crate) const SHARED_BYTES: usize = 4 << 20;
 /// The items of one task of a shared pass.
 const PASS_CHUNK: usize = 1024;
-/// In the slot table: the item is in no node of the current level.
+/// In a tree's slots: the item is in no node of the current level.
 const NO_SLOT: u32 = u32::MAX;
 
 /// A child of a shared split.
@@ -72,11 +72,14 @@ struct Shape {
 /// One tree of the batch.
 struct TopTree<'g, 'f, 't, D: Distance> {
     grower: Grower<'g, 'f, 't, D>,
-    /// The tree's column in the slot and sign tables.
+    /// The tree's column in the table of signs.
     column: usize,
     shape: Shape,
     /// The items (positions in the frozen items); each node's are a range.
     items: Vec<u32>,
+    /// For each item (by position), the open node it is in: an index in
+    /// [`Self::open`], or [`NO_SLOT`]. Empty when the root is not shared.
+    slots: Vec<u32>,
     /// The nodes to split at the current level. They will be pushed to
     /// [`Self::tops`] in this order.
     open: Vec<Open<D>>,
@@ -107,6 +110,11 @@ pub(crate) fn grow_trees<D: Distance>(
             column,
             shape,
             items: (0..n_items).collect(),
+            // Every item starts in the root, the only open node.
+            slots: match shared_root {
+                true => vec![0; n],
+                false => Vec::new(),
+            },
             open: match shared_root {
                 true => vec![Open { range: 0..n, plane: None }],
                 false => Vec::new(),
@@ -119,20 +127,16 @@ pub(crate) fn grow_trees<D: Distance>(
         })
         .collect();
     if shared_root {
-        // Every item starts in the root, the only open node of each tree.
-        let mut slots = vec![0u32; n * shape.n_trees];
         let mut signs = vec![0i8; n * shape.n_trees];
         while trees.iter().any(|tree| !tree.open.is_empty()) {
             params.check_cancel()?;
-            for tree in &mut trees {
+            trees.par_iter_mut().for_each(|tree| {
                 for open in &mut tree.open {
                     open.plane = tree.grower.plane(&tree.items[open.range.clone()]);
                 }
-            }
-            pass(params, frozen, &trees, &slots, &mut signs)?;
-            for tree in &mut trees {
-                tree.split_level(&signs, &mut slots);
-            }
+            });
+            pass(params, frozen, &trees, &mut signs)?;
+            trees.par_iter_mut().for_each(|tree| tree.split_level(&signs));
         }
     }
     trees.into_par_iter().map(TopTree::finish).collect()
@@ -145,20 +149,20 @@ fn pass<D: Distance>(
     params: &GrowParams<'_, D>,
     frozen: &FrozenItems<'_, D>,
     trees: &[TopTree<'_, '_, '_, D>],
-    slots: &[u32],
     signs: &mut [i8],
 ) -> Result<()> {
     let planes: Vec<Vec<Option<PlaneView<'_, D>>>> =
         trees.iter().map(|tree| tree.open.iter().map(|open| open.plane.as_ref().map(view::<D>)).collect()).collect();
     let (n_trees, context) = (trees.len(), params.context);
     let rows = PASS_CHUNK * n_trees;
-    signs.par_chunks_mut(rows).zip(slots.par_chunks(rows)).zip(frozen.leaves.par_chunks(PASS_CHUNK)).try_for_each(
-        |((signs, slots), leaves)| {
+    signs.par_chunks_mut(rows).zip(frozen.leaves.par_chunks(PASS_CHUNK)).enumerate().try_for_each(
+        |(chunk, (signs, leaves))| {
             params.check_cancel()?;
-            for ((signs, slots), leaf) in signs.chunks_exact_mut(n_trees).zip(slots.chunks_exact(n_trees)).zip(leaves) {
-                for ((sign, &slot), planes) in signs.iter_mut().zip(slots).zip(&planes) {
+            let first = chunk * PASS_CHUNK;
+            for (position, (signs, leaf)) in (first..).zip(signs.chunks_exact_mut(n_trees).zip(leaves)) {
+                for ((sign, tree), planes) in signs.iter_mut().zip(trees).zip(&planes) {
                     // `NO_SLOT` is past the end of every level.
-                    if let Some(&Some((normal, offset))) = planes.get(slot as usize) {
+                    if let Some(&Some((normal, offset))) = planes.get(tree.slots[position] as usize) {
                         let margin = D::item_margin(normal, offset, leaf, context);
                         *sign = margin.partial_cmp(&0.0).map_or(0, |order| order as i8);
                     }
@@ -181,7 +185,7 @@ impl<D: Distance> TopTree<'_, '_, '_, D> {
     /// Splits the open nodes by the signs of the pass, or, when their plane
     /// is missing or too lopsided, on their own as a lone tree would; opens
     /// the children too large for the cache at the next level.
-    fn split_level(&mut self, signs: &[i8], slots: &mut [u32]) {
+    fn split_level(&mut self, signs: &[i8]) {
         let open = std::mem::take(&mut self.open);
         let first_next = self.tops.len() + open.len();
         let (n_trees, column) = (self.shape.n_trees, self.column);
@@ -197,8 +201,8 @@ impl<D: Distance> TopTree<'_, '_, '_, D> {
                 }
             };
             let mid = node.range.start + n_left;
-            let left = self.child(node.range.start..mid, first_next, slots);
-            let right = self.child(mid..node.range.end, first_next, slots);
+            let left = self.child(node.range.start..mid, first_next);
+            let right = self.child(mid..node.range.end, first_next);
             let (left_count, right_count) = (n_left as u32, (node.range.len() - n_left) as u32);
             self.tops.push(TopSplit { plane, left, right, left_count, right_count });
         }
@@ -207,7 +211,7 @@ impl<D: Distance> TopTree<'_, '_, '_, D> {
     /// Files the child node of `range` as open at the next level, whose
     /// first node will be `tops[first_next]`, or as one to grow on its own;
     /// marks its items' slots to match.
-    fn child(&mut self, range: Range<usize>, first_next: usize, slots: &mut [u32]) -> Child {
+    fn child(&mut self, range: Range<usize>, first_next: usize) -> Child {
         let (slot, child) = match range.len() > self.shape.shared_items {
             true => {
                 self.open.push(Open { range: range.clone(), plane: None });
@@ -219,7 +223,7 @@ impl<D: Distance> TopTree<'_, '_, '_, D> {
             }
         };
         for &item in &self.items[range] {
-            slots[item as usize * self.shape.n_trees + self.column] = slot;
+            self.slots[item as usize] = slot;
         }
         child
     }
@@ -227,6 +231,7 @@ impl<D: Distance> TopTree<'_, '_, '_, D> {
     /// Grows the nodes left below the shared levels, then writes the
     /// shared splits over them; returns the local id of the root.
     fn finish(mut self) -> Result<u32> {
+        self.slots = Vec::new();
         let mut below = Vec::with_capacity(self.below.len());
         for range in std::mem::take(&mut self.below) {
             below.push(self.grower.grow_packed(&mut self.items[range])?);
