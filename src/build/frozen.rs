@@ -59,6 +59,11 @@ impl<'t, D: Distance> FrozenItems<'t, D> {
         self.ids.len()
     }
 
+    /// The bytes of one vector.
+    pub fn vector_bytes(&self) -> usize {
+        self.leaves.first().map_or(0, |leaf| D::Codec::as_bytes(leaf.vector).len())
+    }
+
     /// The items at `positions`, in that order, with their vectors copied
     /// one after another into `buffer`; `None` if a copied vector would not
     /// read back (it always does: it is the bytes of a vector that did).

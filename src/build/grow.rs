@@ -18,6 +18,14 @@ use crate::{Distance, Result};
 /// A split is retried when its larger side holds more than this share of the
 /// items, and an updated split whose larger side passes it is regrown.
 pub(crate) const MAX_IMBALANCE: f64 = 0.95;
+/// A subtree whose vectors take at most this many bytes is grown over a
+/// packed copy of them, which stays in a last-level cache shared by two
+/// threads...
+pub(crate) const PACKED_BYTES: usize = 4 << 20;
+/// ...when the vectors of all the items take more than this many bytes;
+/// below, they all stay in cache where they are, and the copy would only
+/// cost time and memory.
+pub(crate) const PACK_ABOVE_BYTES: usize = 4 * PACKED_BYTES;
 /// Planes tried before falling back to a random split.
 pub(crate) const PLANE_ATTEMPTS: usize = 3;
 
@@ -73,8 +81,9 @@ pub(crate) struct Grower<'g, 'f, 't, D: Distance> {
     sides: Vec<bool>,
     /// Scratch for two-means.
     point: Vec<f32>,
-    /// Scratch: the vectors of a subtree, packed (see [`Self::grow_packed`]).
-    packed: Vec<u8>,
+    /// Scratch: the vectors of a subtree, packed (see [`Self::grow_packed`]);
+    /// `None` when `frozen` is itself such a copy.
+    packed: Option<Vec<u8>>,
 }
 
 impl<'g, 'f, 't, D: Distance> Grower<'g, 'f, 't, D> {
@@ -84,7 +93,7 @@ impl<'g, 'f, 't, D: Distance> Grower<'g, 'f, 't, D> {
         rng: &'g mut ChaCha8Rng,
         nodes: &'g mut TmpNodes,
     ) -> Grower<'g, 'f, 't, D> {
-        Grower { params, frozen, rng, nodes, sides: Vec::new(), point: Vec::new(), packed: Vec::new() }
+        Grower { params, frozen, rng, nodes, sides: Vec::new(), point: Vec::new(), packed: Some(Vec::new()) }
     }
 
     /// Writes `node` and returns its local id.
@@ -101,6 +110,13 @@ impl<'g, 'f, 't, D: Distance> Grower<'g, 'f, 't, D> {
             let bucket: RoaringBitmap = items.iter().map(|&i| ids[i as usize]).collect();
             return self.nodes.push::<D>(&Node::Descendants(Descendants { items: Cow::Owned(bucket) }));
         }
+        let vector_bytes = self.frozen.vector_bytes();
+        if self.packed.is_some()
+            && self.frozen.len().saturating_mul(vector_bytes) > PACK_ABOVE_BYTES
+            && items.len().saturating_mul(vector_bytes) <= PACKED_BYTES
+        {
+            return self.grow_packed(items);
+        }
 
         let (normal, offset, mid) = self.split(items);
         let (left, right) = items.split_at_mut(mid);
@@ -113,15 +129,20 @@ impl<'g, 'f, 't, D: Distance> Grower<'g, 'f, 't, D> {
     }
 
     /// Grows the subtree of `items` as [`Self::grow`] does (the same nodes)
-    /// over a copy of their vectors packed together: a subtree of a few
-    /// megabytes then reads them from cache, not from pages scattered over
-    /// the whole index.
-    pub fn grow_packed(&mut self, items: &mut [u32]) -> Result<u32> {
-        let Some(packed) = self.frozen.packed(items, &mut self.packed) else {
+    /// over a copy of their vectors packed together, which stays in cache,
+    /// rather than over pages scattered through the whole index.
+    fn grow_packed(&mut self, items: &mut [u32]) -> Result<u32> {
+        let Some(buffer) = self.packed.as_mut() else {
+            return self.grow(items);
+        };
+        let Some(packed) = self.frozen.packed(items, buffer) else {
+            self.packed = None;
             return self.grow(items);
         };
         let mut local: Vec<u32> = (0..items.len() as u32).collect();
-        Grower::new(self.params, &packed, self.rng, self.nodes).grow(&mut local)
+        let mut grower = Grower::new(self.params, &packed, self.rng, self.nodes);
+        grower.packed = None;
+        grower.grow(&mut local)
     }
 
     /// Splits `items`: moves the left side to the front and returns the
@@ -179,4 +200,55 @@ impl<'g, 'f, 't, D: Distance> Grower<'g, 'f, 't, D> {
 /// negative, at random on the plane.
 pub(crate) fn side(margin: f32, rng: &mut ChaCha8Rng) -> bool {
     if margin == 0.0 { rng.random() } else { margin > 0.0 }
+}
+
+#[cfg(test)]
+mod tests {
+    use heed::{CommitOrAbort, EnvOpenOptions};
+
+    use super::*;
+    use crate::distances::Euclidean;
+    use crate::store;
+    use crate::{Database, Writer};
+
+    /// The nodes of one tree grown over `frozen`, packed or in place.
+    fn tree_bytes(frozen: &FrozenItems<'_, Euclidean>, packed: bool) -> (u32, Vec<u8>) {
+        let params = GrowParams { context: (), split_after: 7, cancel: &|| false };
+        let mut rng = tree_rng(5, 0);
+        let mut nodes = TmpNodes::new(None);
+        let mut grower = Grower::new(&params, frozen, &mut rng, &mut nodes);
+        let mut items: Vec<u32> = (0..frozen.len() as u32).collect();
+        let root = match packed {
+            true => grower.grow_packed(&mut items).unwrap(),
+            false => {
+                grower.packed = None;
+                grower.grow(&mut items).unwrap()
+            }
+        };
+        (root, nodes.finish().unwrap().read().unwrap())
+    }
+
+    #[test]
+    fn a_packed_copy_grows_the_same_nodes() {
+        let dir = tempfile::tempdir().unwrap();
+        // SAFETY: the environment is opened once, in a fresh directory.
+        let env = unsafe { EnvOpenOptions::new().map_size(16 << 20).open(dir.path()).unwrap() };
+        let db: Database<'static, Euclidean> = env
+            .create_databases_and_commit(env.write_txn().unwrap(), |opener, wtxn| {
+                opener.create_database(wtxn, None).map(CommitOrAbort::<_, ()>::Commit)
+            })
+            .unwrap()
+            .unwrap_commit();
+        let mut wtxn = env.write_txn().unwrap();
+        let writer = Writer::new(db, 3, 5);
+        // Ids with gaps, and vectors with ties, so ids and positions differ.
+        for i in 0..400u32 {
+            let vector = [(i % 13) as f32, (i % 7) as f32, (i / 50) as f32, 1.0, (i % 3) as f32 - 1.0];
+            writer.add_item(&mut wtxn, 3 * i + 1, &vector).unwrap();
+        }
+        let frozen = FrozenItems::<Euclidean>::read(store::raw(db), &wtxn, 3, 5).unwrap();
+        let in_place = tree_bytes(&frozen, false);
+        assert!(in_place.1.len() > 400, "a tree of many nodes");
+        assert_eq!(tree_bytes(&frozen, true), in_place);
+    }
 }

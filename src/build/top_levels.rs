@@ -99,7 +99,7 @@ pub(crate) fn grow_trees<D: Distance>(
 ) -> Result<Vec<u32>> {
     let n = frozen.len();
     let n_items = u32::try_from(n).map_err(|_| Error::TooManyNodes)?;
-    let vector_bytes = frozen.leaves.first().map_or(1, |leaf| D::Codec::as_bytes(leaf.vector).len().max(1));
+    let vector_bytes = frozen.vector_bytes().max(1);
     let shape = Shape { n_trees: growers.len(), shared_items: (SHARED_BYTES / vector_bytes).max(params.split_after) };
     let shared_root = n > shape.shared_items;
     let mut trees: Vec<TopTree<D>> = growers
@@ -137,6 +137,9 @@ pub(crate) fn grow_trees<D: Distance>(
             });
             pass(params, frozen, &trees, &mut signs)?;
             trees.par_iter_mut().for_each(|tree| tree.split_level(&signs));
+        }
+        for tree in &mut trees {
+            tree.slots = Vec::new();
         }
     }
     trees.into_par_iter().map(TopTree::finish).collect()
@@ -231,10 +234,9 @@ impl<D: Distance> TopTree<'_, '_, '_, D> {
     /// Grows the nodes left below the shared levels, then writes the
     /// shared splits over them; returns the local id of the root.
     fn finish(mut self) -> Result<u32> {
-        self.slots = Vec::new();
         let mut below = Vec::with_capacity(self.below.len());
         for range in std::mem::take(&mut self.below) {
-            below.push(self.grower.grow_packed(&mut self.items[range])?);
+            below.push(self.grower.grow(&mut self.items[range])?);
         }
         match self.tops.is_empty() {
             // The root was small enough to grow on its own.
