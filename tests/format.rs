@@ -38,9 +38,10 @@ fn the_same_seed_gives_the_same_bytes_at_any_thread_count() {
 
 #[test]
 fn trees_split_in_shared_passes_are_the_same_at_any_thread_count() {
-    // 3,000 vectors of 4 KiB: the top two levels of every tree hold more
-    // than 4 MiB of vectors and are split in passes shared by the trees.
-    let set = data::clustered(3_000, 1, 1024, 9);
+    // 4,500 vectors of 4 KiB: the top two levels of every tree hold more
+    // than 4 MiB of vectors and are split in passes shared by the trees,
+    // and the vectors (over 16 MiB) are packed for the subtrees below.
+    let set = data::clustered(4_500, 1, 1024, 9);
     let seed = common::seed(98);
     let one = build_with_threads(&set, seed, 1, 5);
     let two = build_with_threads(&set, seed, 2, 5);

@@ -82,7 +82,7 @@ pub(crate) struct Grower<'g, 'f, 't, D: Distance> {
     /// Scratch for two-means.
     point: Vec<f32>,
     /// Scratch: the vectors of a subtree, packed (see [`Self::grow_packed`]);
-    /// `None` when `frozen` is itself such a copy.
+    /// `None` when `frozen` is itself such a copy, or while one is grown.
     packed: Option<Vec<u8>>,
 }
 
@@ -132,17 +132,19 @@ impl<'g, 'f, 't, D: Distance> Grower<'g, 'f, 't, D> {
     /// over a copy of their vectors packed together, which stays in cache,
     /// rather than over pages scattered through the whole index.
     fn grow_packed(&mut self, items: &mut [u32]) -> Result<u32> {
-        let Some(buffer) = self.packed.as_mut() else {
-            return self.grow(items);
+        // Taken out so that the subtree never packs again.
+        let mut buffer = self.packed.take().unwrap_or_default();
+        let grown = match self.frozen.packed(items, &mut buffer) {
+            Some(packed) => {
+                let mut local: Vec<u32> = (0..items.len() as u32).collect();
+                let mut grower = Grower::new(self.params, &packed, self.rng, self.nodes);
+                grower.packed = None;
+                grower.grow(&mut local)
+            }
+            None => self.grow(items),
         };
-        let Some(packed) = self.frozen.packed(items, buffer) else {
-            self.packed = None;
-            return self.grow(items);
-        };
-        let mut local: Vec<u32> = (0..items.len() as u32).collect();
-        let mut grower = Grower::new(self.params, &packed, self.rng, self.nodes);
-        grower.packed = None;
-        grower.grow(&mut local)
+        self.packed = Some(buffer);
+        grown
     }
 
     /// Splits `items`: moves the left side to the front and returns the

@@ -11,7 +11,8 @@
 //!    file ([`MainStep::GrowingTrees`]): their top levels together, in
 //!    passes that read each vector once for all of them (see
 //!    `top_levels.rs`), the rest depth first, tree by tree. Nothing is
-//!    written to LMDB until here, and `cancel` is polled at every node.
+//!    written to LMDB until here, and `cancel` is polled at every node (in
+//!    the shared levels, at every level and every 1,024 items).
 //! 4. Delete the metadata, the freed nodes and the change marks
 //!    ([`MainStep::RemovingOldTrees`]), then write every new or changed node
 //!    in one single-threaded pass that gives the final node ids
@@ -61,6 +62,13 @@ use crate::{Distance, Result, version};
 /// How many kept trees are updated at once (each holds a nested read
 /// transaction while it is updated).
 const UPDATE_BATCH: usize = 64;
+
+/// The scratch a tree takes while it grows, per item, in bytes: its item
+/// positions and their slots in the shared levels (4 bytes each), the sign
+/// of each item's margin and the side each takes in a split (1 byte each).
+const SCRATCH_PER_ITEM_AND_TREE: usize = 10;
+/// The least scratch a build allows itself when `available_memory` is unset.
+const DEFAULT_SCRATCH_FLOOR: usize = 64 << 20;
 
 /// The most trees an index can have.
 pub const MAX_TREES: usize = 4096;
@@ -157,11 +165,13 @@ impl<'a, D: Distance, R: Rng + SeedableRng> Builder<'a, D, R> {
     }
 
     /// A bound, in bytes, on the working memory of tree growth: trees are
-    /// grown in batches small enough that their scratch (about 9 bytes per
+    /// grown in batches small enough that their scratch (about 10 bytes per
     /// item per tree) fits. The trees of a batch split their top levels in
     /// shared passes over the vectors, so larger batches read the vectors
     /// fewer times. The vectors themselves are read in place and are not
-    /// counted. Unset, all the trees form one batch.
+    /// counted. Unset, the bound is the size of the vectors (at least
+    /// 64 MiB): all the trees form one batch at 768 `f32` dimensions, about
+    /// 50 at 128.
     pub fn available_memory(&mut self, bytes: usize) -> &mut Self {
         self.available_memory = Some(bytes);
         self
@@ -215,7 +225,9 @@ impl<'a, D: Distance, R: Rng + SeedableRng> Builder<'a, D, R> {
         let split_after = self
             .split_after
             .or(previous.as_ref().map(|metadata| metadata.split_after as usize))
-            .unwrap_or_else(|| default_split_after(dimensions));
+            .unwrap_or_else(|| default_split_after(dimensions))
+            // Stored metadata could say zero.
+            .max(1);
         let (built, roots, context) = match previous {
             Some(metadata) if metadata.split_after as usize == split_after => {
                 (metadata.items, metadata.roots, Some(metadata.context.into_owned()))
@@ -380,11 +392,11 @@ impl<'a, D: Distance, R: Rng + SeedableRng> Builder<'a, D, R> {
         n_trees: usize,
     ) -> Result<Vec<TreePatch>> {
         self.step(MainStep::GrowingTrees, Some(SubStep { unit: "trees", done: 0, total: n_trees as u64 }))?;
-        let per_tree = frozen.len().saturating_mul(9).max(1);
-        let batch = match self.available_memory {
-            Some(bytes) => (bytes / per_tree).clamp(1, n_trees.max(1)),
-            None => n_trees.max(1),
-        };
+        let per_tree = frozen.len().saturating_mul(SCRATCH_PER_ITEM_AND_TREE).max(1);
+        let memory = self
+            .available_memory
+            .unwrap_or_else(|| frozen.len().saturating_mul(frozen.vector_bytes()).max(DEFAULT_SCRATCH_FLOOR));
+        let batch = (memory / per_tree).clamp(1, n_trees.max(1));
         let tmpdir = self.writer.tmpdir.as_deref();
         let mut trees = Vec::with_capacity(n_trees);
         let numbers: Vec<u64> = (first as u64..(first + n_trees) as u64).collect();

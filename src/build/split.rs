@@ -53,6 +53,9 @@ pub(crate) fn two_means_plane<D: Distance, R: Rng>(
         };
         // The running mean: c + (x - c) / (count + 1), multiplying by the
         // reciprocal, as a division per value costs more than the distances.
+        // (x - c overflows only for values near ±f32::MAX of opposite
+        // signs; the plane from such a centroid is `None` or sends every
+        // item left, so it is never kept and the node splits at random.)
         let step = 1.0 / (*count + 1.0);
         for (c, x) in centroid.iter_mut().zip(point.iter()) {
             *c += (x - *c) * step;

@@ -19,7 +19,7 @@ use std::ops::Range;
 use rayon::prelude::*;
 
 use super::frozen::FrozenItems;
-use super::grow::{GrowParams, Grower, Plane};
+use super::grow::{GrowParams, Grower, PACKED_BYTES, Plane};
 use crate::distance::Normal;
 use crate::error::Error;
 use crate::node::{Node, SplitPlaneNormal};
@@ -28,8 +28,10 @@ use crate::{Distance, Result};
 
 /// A node whose vectors take more than this many bytes is split in a shared
 /// pass: about a quarter of a server's last-level cache, so that the nodes
-/// the threads grow on their own stay in it.
-pub(crate) const SHARED_BYTES: usize = 4 << 20;
+/// the threads grow on their own stay in it. The same as the size of the
+/// subtrees grown over a packed copy, so that each node left below the
+/// shared levels is packed at once.
+pub(crate) const SHARED_BYTES: usize = PACKED_BYTES;
 /// The items of one task of a shared pass.
 const PASS_CHUNK: usize = 1024;
 /// In a tree's slots: the item is in no node of the current level.
@@ -100,7 +102,8 @@ pub(crate) fn grow_trees<D: Distance>(
     let n = frozen.len();
     let n_items = u32::try_from(n).map_err(|_| Error::TooManyNodes)?;
     let vector_bytes = frozen.vector_bytes().max(1);
-    let shape = Shape { n_trees: growers.len(), shared_items: (SHARED_BYTES / vector_bytes).max(params.split_after) };
+    let shared_items = (SHARED_BYTES / vector_bytes).max(params.split_after).max(1);
+    let shape = Shape { n_trees: growers.len(), shared_items };
     let shared_root = n > shape.shared_items;
     let mut trees: Vec<TopTree<D>> = growers
         .into_iter()
@@ -167,7 +170,14 @@ fn pass<D: Distance>(
                     // `NO_SLOT` is past the end of every level.
                     if let Some(&Some((normal, offset))) = planes.get(tree.slots[position] as usize) {
                         let margin = D::item_margin(normal, offset, leaf, context);
-                        *sign = margin.partial_cmp(&0.0).map_or(0, |order| order as i8);
+                        // As `side` reads margins: NaN goes left.
+                        *sign = if margin > 0.0 {
+                            1
+                        } else if margin == 0.0 {
+                            0
+                        } else {
+                            -1
+                        };
                     }
                 }
             }
