@@ -68,17 +68,17 @@ impl<'t, D: Distance> FrozenItems<'t, D> {
     /// one after another into `buffer`; `None` if a copied vector would not
     /// read back (it always does: it is the bytes of a vector that did).
     pub fn packed<'b>(&self, positions: &[u32], buffer: &'b mut Vec<u8>) -> Option<FrozenItems<'b, D>> {
-        let leaves: Vec<&Leaf<'t, D>> = positions.iter().map(|&p| &self.leaves[p as usize]).collect();
-        let size = leaves.first().map_or(1, |leaf| D::Codec::as_bytes(leaf.vector).len().max(1));
         buffer.clear();
-        for leaf in &leaves {
-            buffer.extend_from_slice(D::Codec::as_bytes(leaf.vector));
+        for &p in positions {
+            buffer.extend_from_slice(D::Codec::as_bytes(self.leaves[p as usize].vector));
         }
-        let packed = leaves.iter().zip(buffer.chunks_exact(size));
-        let packed =
-            packed.map(|(leaf, bytes)| Some(Leaf { header: leaf.header, vector: D::Codec::view(bytes).ok()? }));
-        let packed: Vec<Leaf<'b, D>> = packed.collect::<Option<_>>()?;
-        (packed.len() == positions.len())
-            .then(|| FrozenItems { ids: positions.iter().map(|&p| self.ids[p as usize]).collect(), leaves: packed })
+        // Every vector has the same size: reading them checked their dimensions.
+        let vectors = positions.iter().zip(buffer.chunks_exact(self.vector_bytes().max(1)));
+        let leaves = vectors.map(|(&p, bytes)| {
+            Some(Leaf { header: self.leaves[p as usize].header, vector: D::Codec::view(bytes).ok()? })
+        });
+        let leaves: Vec<Leaf<'b, D>> = leaves.collect::<Option<_>>()?;
+        (leaves.len() == positions.len())
+            .then(|| FrozenItems { ids: positions.iter().map(|&p| self.ids[p as usize]).collect(), leaves })
     }
 }

@@ -118,7 +118,7 @@ impl<'g, 'f, 't, D: Distance> Grower<'g, 'f, 't, D> {
             return self.grow_packed(items);
         }
 
-        let (normal, offset, mid) = self.split(items);
+        let ((normal, offset), mid) = self.split(items);
         let (left, right) = items.split_at_mut(mid);
         let (left_count, right_count) = (left.len() as u32, right.len() as u32);
         let left = self.grow(left)?;
@@ -152,7 +152,7 @@ impl<'g, 'f, 't, D: Distance> Grower<'g, 'f, 't, D> {
     /// planes, and splits at random, with an empty normal, when none is
     /// balanced (equal vectors, or no plane that separates them), so that a
     /// query explores both sides alike.
-    pub fn split(&mut self, items: &mut [u32]) -> (<D::NormalCodec as VectorCodec>::Owned, f32, usize) {
+    pub fn split(&mut self, items: &mut [u32]) -> (Plane<D>, usize) {
         let (frozen, context) = (self.frozen, self.params.context);
         for _ in 0..PLANE_ATTEMPTS {
             let Some((normal, offset)) = self.plane(items) else {
@@ -161,11 +161,11 @@ impl<'g, 'f, 't, D: Distance> Grower<'g, 'f, 't, D> {
             let plane = D::NormalCodec::borrow(&normal);
             let margin = |item: u32| D::item_margin(plane, offset, &frozen.leaves[item as usize], context);
             if let Some(n_left) = self.partition(items, margin) {
-                return (normal, offset, n_left);
+                return ((normal, offset), n_left);
             }
         }
         items.shuffle(self.rng);
-        (D::NormalCodec::encode(&[]), 0.0, items.len() / 2)
+        ((D::NormalCodec::encode(&[]), 0.0), items.len() / 2)
     }
 
     /// Moves the items whose `margin` puts them on the left side (see

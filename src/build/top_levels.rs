@@ -108,25 +108,13 @@ pub(crate) fn grow_trees<D: Distance>(
     let mut trees: Vec<TopTree<D>> = growers
         .into_iter()
         .enumerate()
-        .map(|(column, grower)| TopTree {
-            grower,
-            column,
-            shape,
-            items: (0..n_items).collect(),
-            // Every item starts in the root, the only open node.
-            slots: match shared_root {
-                true => vec![0; n],
-                false => Vec::new(),
-            },
-            open: match shared_root {
-                true => vec![Open { range: 0..n, plane: None }],
-                false => Vec::new(),
-            },
-            tops: Vec::new(),
-            below: match shared_root {
-                true => Vec::new(),
-                false => std::iter::once(0..n).collect(),
-            },
+        .map(|(column, grower)| {
+            let (slots, open, below) = match shared_root {
+                // Every item starts in the root, the only open node.
+                true => (vec![0; n], vec![Open { range: 0..n, plane: None }], Vec::new()),
+                false => (Vec::new(), Vec::new(), std::iter::once(0..n).collect()),
+            };
+            TopTree { grower, column, shape, items: (0..n_items).collect(), slots, open, tops: Vec::new(), below }
         })
         .collect();
     if shared_root {
@@ -208,10 +196,7 @@ impl<D: Distance> TopTree<'_, '_, '_, D> {
             let shared = node.plane.and_then(|plane| Some((plane, self.grower.partition(items, sign)?)));
             let (plane, n_left) = match shared {
                 Some(split) => split,
-                None => {
-                    let (normal, offset, n_left) = self.grower.split(items);
-                    ((normal, offset), n_left)
-                }
+                None => self.grower.split(items),
             };
             let mid = node.range.start + n_left;
             let left = self.child(node.range.start..mid, first_next);
