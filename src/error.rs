@@ -31,8 +31,9 @@ pub enum Error {
         value: f32,
     },
 
-    /// A writer was created with zero dimensions (or more than `u32::MAX`).
-    #[error("an index needs between 1 and {} dimensions, not {dimensions}", u32::MAX)]
+    /// A writer was created with zero dimensions, or more than
+    /// [`crate::MAX_DIMENSIONS`].
+    #[error("an index needs between 1 and {} dimensions, not {dimensions}", crate::MAX_DIMENSIONS)]
     InvalidDimensions {
         /// The dimensions asked for.
         dimensions: usize,
@@ -132,8 +133,8 @@ pub enum Error {
         message: String,
     },
 
-    /// A temporary file for tree nodes could not be created or written.
-    #[error("temporary node file in {dir:?}: {source}")]
+    /// A build's temporary file could not be created, written or read.
+    #[error("temporary file in {dir:?}: {source}")]
     TempFile {
         /// The directory used (`None` for the system default).
         dir: Option<PathBuf>,
@@ -141,8 +142,8 @@ pub enum Error {
         source: std::io::Error,
     },
 
-    /// The trees would need more than 2^32 node ids.
-    #[error("the trees need more than 2^32 nodes; use fewer trees or a larger split_after")]
+    /// A tree would be larger than the format allows (16 GiB of nodes).
+    #[error("a tree would exceed the format's 16 GiB; use a larger split_after or another index")]
     TooManyNodes,
 
     /// An error from LMDB.

@@ -1,8 +1,7 @@
 //! The key of every entry: `(index, mode, id)`, seven bytes, big-endian.
 //!
 //! Big-endian makes LMDB's byte order the logical order, so each
-//! `(index, mode)` pair is one contiguous range that a prefix scan walks, and
-//! the tree nodes of the highest index are the tail of the database.
+//! `(index, mode)` pair is one contiguous range that a prefix scan walks.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -10,17 +9,24 @@ use std::fmt;
 use heed::{BoxedError, BytesDecode, BytesEncode};
 
 /// The kind of entry a key points to. The byte values are part of the format.
+///
+/// The first three are the *write layer*, which every change touches; the
+/// last two the *read layer*, which builds write and queries read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[repr(u8)]
 pub enum NodeMode {
-    /// Index-wide records: the metadata (id 0) and the format version (id 1).
+    /// Index-wide records: the build's metadata (id 0) and the index's
+    /// header (id 1: format version, dimensions, distance).
     Metadata = 0,
-    /// An empty marker: the item was added, changed or deleted since the last build.
+    /// A change since the last build; the value keeps the slot the item was
+    /// built in, if it was.
     Updated = 1,
-    /// An item vector (a leaf), shared by all the trees.
+    /// An item: its vector while it waits for a build, or its slot once built.
     Item = 2,
-    /// A tree node: a bucket of item ids or a split plane.
-    Tree = 3,
+    /// A chunk of slots: item ids and vectors packed in slot order.
+    Slots = 3,
+    /// A chunk of one tree's nodes.
+    Tree = 4,
 }
 
 impl NodeMode {
@@ -29,7 +35,8 @@ impl NodeMode {
             0 => Some(NodeMode::Metadata),
             1 => Some(NodeMode::Updated),
             2 => Some(NodeMode::Item),
-            3 => Some(NodeMode::Tree),
+            3 => Some(NodeMode::Slots),
+            4 => Some(NodeMode::Tree),
             _ => None,
         }
     }
@@ -37,8 +44,11 @@ impl NodeMode {
 
 /// The id of the metadata record under [`NodeMode::Metadata`].
 pub(crate) const METADATA_ID: u32 = 0;
-/// The id of the format version record under [`NodeMode::Metadata`].
-pub(crate) const VERSION_ID: u32 = 1;
+/// The id of the header record under [`NodeMode::Metadata`] (it held the
+/// bare format version up to format 2).
+pub(crate) const HEADER_ID: u32 = 1;
+/// A tree chunk's id is its tree number shifted by this, plus its chunk number.
+pub(crate) const TREE_SHIFT: u32 = 20;
 
 /// The key of an entry: which index, which kind of entry, which id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -63,16 +73,21 @@ impl Key {
         Key::new(index, NodeMode::Metadata, METADATA_ID)
     }
 
-    pub(crate) const fn version(index: u16) -> Key {
-        Key::new(index, NodeMode::Metadata, VERSION_ID)
+    pub(crate) const fn header(index: u16) -> Key {
+        Key::new(index, NodeMode::Metadata, HEADER_ID)
     }
 
     pub(crate) const fn updated(index: u16, item: u32) -> Key {
         Key::new(index, NodeMode::Updated, item)
     }
 
-    pub(crate) const fn tree(index: u16, node: u32) -> Key {
-        Key::new(index, NodeMode::Tree, node)
+    pub(crate) const fn slots(index: u16, chunk: u32) -> Key {
+        Key::new(index, NodeMode::Slots, chunk)
+    }
+
+    /// Chunk `chunk` of tree `tree` (`tree < 4096`, `chunk < 2^20`).
+    pub(crate) const fn tree(index: u16, tree: u32, chunk: u32) -> Key {
+        Key::new(index, NodeMode::Tree, tree << TREE_SHIFT | chunk)
     }
 
     pub(crate) const fn item(index: u16, item: u32) -> Key {
@@ -102,11 +117,15 @@ impl fmt::Display for Key {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let kind = match self.mode {
             NodeMode::Metadata if self.id == METADATA_ID => return write!(f, "index {} metadata", self.index),
-            NodeMode::Metadata if self.id == VERSION_ID => return write!(f, "index {} version", self.index),
+            NodeMode::Metadata if self.id == HEADER_ID => return write!(f, "index {} header", self.index),
             NodeMode::Metadata => "metadata record",
             NodeMode::Updated => "updated mark",
-            NodeMode::Tree => "tree node",
             NodeMode::Item => "item",
+            NodeMode::Slots => "slot chunk",
+            NodeMode::Tree => {
+                let (tree, chunk) = (self.id >> TREE_SHIFT, self.id & ((1 << TREE_SHIFT) - 1));
+                return write!(f, "index {} tree {tree} chunk {chunk}", self.index);
+            }
         };
         write!(f, "index {} {kind} {}", self.index, self.id)
     }
@@ -178,7 +197,13 @@ mod tests {
     use super::*;
 
     fn mode() -> impl Strategy<Value = NodeMode> {
-        prop_oneof![Just(NodeMode::Metadata), Just(NodeMode::Updated), Just(NodeMode::Tree), Just(NodeMode::Item)]
+        prop_oneof![
+            Just(NodeMode::Metadata),
+            Just(NodeMode::Updated),
+            Just(NodeMode::Item),
+            Just(NodeMode::Slots),
+            Just(NodeMode::Tree)
+        ]
     }
 
     fn key() -> impl Strategy<Value = Key> {

@@ -87,10 +87,11 @@ mod build;
 mod distance;
 mod error;
 mod half;
+mod item;
 mod kernels;
 mod key;
+mod layout;
 mod metadata;
-mod node;
 mod progress;
 mod reader;
 mod store;
@@ -103,7 +104,15 @@ mod writer;
 pub mod fuzzing;
 
 #[doc = include_str!("format.md")]
-pub mod format {}
+pub mod format {
+    pub use crate::key::{Key, KeyCodec, KeyError, NodeMode, Prefix, PrefixCodec};
+    pub use crate::layout::MAX_BUCKET;
+
+    /// The value type of a spinney database: it only ties the database to
+    /// the distance `D` of its indexes; spinney reads and writes the bytes
+    /// itself (their layout is above).
+    pub struct Entries<D>(std::marker::PhantomData<D>);
+}
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]
@@ -166,13 +175,13 @@ pub use heed;
 pub use kernels::implementation as kernel_implementation;
 #[doc(hidden)]
 pub use kernels::{Kernels, available as available_kernels};
-pub use key::{Key, KeyCodec, NodeMode, Prefix, PrefixCodec};
-pub use node::NodeCodec;
 pub use progress::{MainStep, SubStep, WriterProgress};
-pub use reader::{DEFAULT_EXACT_BELOW_COUNT, DEFAULT_EXACT_BELOW_RATIO, QueryBuilder, Reader, Stats, TreeStats};
+pub use reader::{
+    DEFAULT_EXACT_BELOW_COUNT, DEFAULT_EXACT_BELOW_RATIO, QueryBuilder, Reader, Searcher, Stats, TreeStats,
+};
 pub use store::ItemIter;
 pub use version::FORMAT_VERSION;
-pub use writer::Writer;
+pub use writer::{MAX_DIMENSIONS, Writer};
 
 /// The id of an item.
 pub type ItemId = u32;
@@ -184,4 +193,4 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 ///
 /// Create it with heed's own calls (see the quickstart); one database holds
 /// up to 65,536 indexes.
-pub type Database<'t, D> = heed::Database<'t, KeyCodec, NodeCodec<D>>;
+pub type Database<'t, D> = heed::Database<'t, format::KeyCodec, format::Entries<D>>;

@@ -7,9 +7,10 @@ use heed::{RoTxn, RwTxn};
 use roaring::RoaringBitmap;
 
 use crate::error::Error;
+use crate::item::{ItemEntry, decode_mark};
 use crate::key::{Key, KeyCodec, NodeMode, Prefix, PrefixCodec};
-use crate::metadata::Metadata;
-use crate::node::{Leaf, Node};
+use crate::layout::SlotTable;
+use crate::metadata::{Header, Metadata};
 use crate::{Database, Distance, ItemId, Result, version};
 
 /// The database with values as plain bytes.
@@ -19,70 +20,19 @@ pub(crate) fn raw<D: Distance>(db: Database<'static, D>) -> RawDatabase {
     db.remap_data_type::<Bytes>()
 }
 
-/// The bytes of 4 KiB LMDB pages an entry with a `value` of this size takes
-/// (its key included): its share of a leaf page when it fits there, or
-/// its overflow pages and its node in a leaf page. (An estimate for sizing
-/// defaults: pages are rarely completely full.)
-pub(crate) fn entry_bytes(value: usize) -> f64 {
-    const PAGE: usize = 4096;
-    const PAGE_HEADER: usize = 16;
-    /// A leaf node's header, and the pointer to it in the page.
-    const NODE: usize = 8 + 2;
-    /// LMDB moves larger nodes to overflow pages.
-    const LARGEST_NODE: usize = (PAGE - PAGE_HEADER) / 2;
-    let node = NODE + Key::SIZE + value;
-    if node <= LARGEST_NODE {
-        PAGE as f64 / ((PAGE - PAGE_HEADER) / node) as f64
-    } else {
-        ((PAGE_HEADER + value).div_ceil(PAGE) * PAGE + NODE + Key::SIZE + 8) as f64
-    }
-}
-
 /// The value under `key`, if any, looked up without allocating the key.
 pub(crate) fn get<'t>(db: RawDatabase, rtxn: &'t RoTxn, key: Key) -> Result<Option<&'t [u8]>> {
     Ok(db.remap_key_type::<Bytes>().get(rtxn, &key.to_bytes())?)
 }
 
-/// The node under `key`, if any.
-pub(crate) fn node<'t, D: Distance>(db: RawDatabase, rtxn: &'t RoTxn, key: Key) -> Result<Option<Node<'t, D>>> {
-    match get(db, rtxn, key)? {
-        Some(bytes) => Node::decode(bytes).map(Some).map_err(|e| Error::corrupted(key, e)),
-        None => Ok(None),
-    }
+/// The header of `index`, if anything was ever written to it; another
+/// format version is [`Error::FormatVersion`].
+pub(crate) fn header<'t>(db: RawDatabase, rtxn: &'t RoTxn, index: u16) -> Result<Option<Header<'t>>> {
+    let key = Key::header(index);
+    get(db, rtxn, key)?.map(|bytes| version::check(key, bytes)).transpose()
 }
 
-/// The tree node under `key`, which must exist.
-pub(crate) fn tree_node<'t, D: Distance>(db: RawDatabase, rtxn: &'t RoTxn, index: u16, id: u32) -> Result<Node<'t, D>> {
-    let key = Key::tree(index, id);
-    node(db, rtxn, key)?.ok_or_else(|| Error::corrupted(key, "the tree node is missing"))
-}
-
-/// Decodes an item's bytes, checking they are a leaf of `dimensions` values.
-pub(crate) fn decode_leaf<D: Distance>(key: Key, bytes: &[u8], dimensions: usize) -> Result<Leaf<'_, D>> {
-    let leaf = Node::<D>::decode(bytes).and_then(Node::into_leaf).map_err(|e| Error::corrupted(key, e))?;
-    if !leaf.has_dimensions(dimensions) {
-        let len = bytes.len();
-        return Err(Error::corrupted(key, format!("the item has {len} bytes, wrong for {dimensions} dimensions")));
-    }
-    Ok(leaf)
-}
-
-/// The stored vector of `item`, if any.
-pub(crate) fn leaf<'t, D: Distance>(
-    db: RawDatabase,
-    rtxn: &'t RoTxn,
-    index: u16,
-    item: ItemId,
-    dimensions: usize,
-) -> Result<Option<Leaf<'t, D>>> {
-    let key = Key::item(index, item);
-    match get(db, rtxn, key)? {
-        Some(bytes) => decode_leaf(key, bytes, dimensions).map(Some),
-        None => Ok(None),
-    }
-}
-
-/// The metadata of `index`, if it was built.
+/// The metadata of `index`: `Some` exactly when the index is built.
 pub(crate) fn metadata<'t>(db: RawDatabase, rtxn: &'t RoTxn, index: u16) -> Result<Option<Metadata<'t>>> {
     let key = Key::metadata(index);
     match get(db, rtxn, key)? {
@@ -91,13 +41,39 @@ pub(crate) fn metadata<'t>(db: RawDatabase, rtxn: &'t RoTxn, index: u16) -> Resu
     }
 }
 
-/// Checks the format version of `index`; `Ok(false)` when there is none.
-pub(crate) fn has_current_version(db: RawDatabase, rtxn: &RoTxn, index: u16) -> Result<bool> {
-    let key = Key::version(index);
-    match get(db, rtxn, key)? {
-        Some(bytes) => version::check(key, bytes).map(|()| true),
-        None => Ok(false),
+/// Whether `index` is built, without decoding its metadata.
+pub(crate) fn is_built(db: RawDatabase, rtxn: &RoTxn, index: u16) -> Result<bool> {
+    Ok(get(db, rtxn, Key::metadata(index))?.is_some())
+}
+
+/// Decodes the entry of an item, checking a staged vector has `dimensions` values.
+pub(crate) fn decode_item<D: Distance>(key: Key, bytes: &[u8], dimensions: usize) -> Result<ItemEntry<'_, D>> {
+    let entry = ItemEntry::<D>::decode(bytes).map_err(|e| Error::corrupted(key, e))?;
+    if let ItemEntry::Staged(leaf) = &entry {
+        if !leaf.has_dimensions(dimensions) {
+            let len = bytes.len();
+            return Err(Error::corrupted(key, format!("the item has {len} bytes, wrong for {dimensions} dimensions")));
+        }
     }
+    Ok(entry)
+}
+
+/// The entry of `item`, if any.
+pub(crate) fn item<'t, D: Distance>(
+    db: RawDatabase,
+    rtxn: &'t RoTxn,
+    index: u16,
+    item: ItemId,
+    dimensions: usize,
+) -> Result<Option<ItemEntry<'t, D>>> {
+    let key = Key::item(index, item);
+    get(db, rtxn, key)?.map(|bytes| decode_item(key, bytes, dimensions)).transpose()
+}
+
+/// The change mark of `item`, if any: `Some(slot)` when the last build held it.
+pub(crate) fn mark(db: RawDatabase, rtxn: &RoTxn, index: u16, item: ItemId) -> Result<Option<Option<u32>>> {
+    let key = Key::updated(index, item);
+    get(db, rtxn, key)?.map(|bytes| decode_mark(bytes).map_err(|e| Error::corrupted(key, e))).transpose()
 }
 
 /// Every entry of one kind in one index, in key order.
@@ -111,11 +87,30 @@ pub(crate) fn iter_mode<'t>(
     Ok(db.remap_key_type::<PrefixCodec>().prefix_iter(rtxn, &prefix)?.remap_key_type::<KeyCodec>())
 }
 
+/// Every change mark of `index`: the item and the slot the last build held it in.
+pub(crate) fn marks<'t>(
+    db: RawDatabase,
+    rtxn: &'t RoTxn,
+    index: u16,
+) -> Result<impl Iterator<Item = Result<(ItemId, Option<u32>)>> + 't> {
+    Ok(iter_mode(db, rtxn, index, NodeMode::Updated)?.map(|entry| {
+        let (key, bytes) = entry?;
+        Ok((key.id, decode_mark(bytes).map_err(|e| Error::corrupted(key, e))?))
+    }))
+}
+
 /// The largest id of kind `mode` in `index`.
 pub(crate) fn last_id(db: RawDatabase, rtxn: &RoTxn, index: u16, mode: NodeMode) -> Result<Option<u32>> {
     let prefix = Prefix::new(index, mode);
     let mut iter = db.remap_key_type::<PrefixCodec>().rev_prefix_iter(rtxn, &prefix)?.remap_key_type::<KeyCodec>();
     Ok(iter.next().transpose()?.map(|(key, _)| key.id))
+}
+
+/// Whether `key` would be the last key of the database: LMDB then appends
+/// it without a search and fills its pages.
+pub(crate) fn is_past_the_end(db: RawDatabase, rtxn: &RoTxn, key: Key) -> Result<bool> {
+    let last = db.remap_data_type::<heed::types::DecodeIgnore>().last(rtxn)?;
+    Ok(last.is_none_or(|(last, ())| last < key))
 }
 
 /// Whether `index` has any entry of kind `mode`.
@@ -129,18 +124,25 @@ pub(crate) fn delete_mode(db: RawDatabase, wtxn: &mut RwTxn, index: u16, mode: N
     Ok(db.delete_range(wtxn, &range)?)
 }
 
-/// The items of an index with their vectors, in id order.
+/// The items of an index with their vectors, in id order: staged vectors
+/// from their entries, built ones from their slots.
 pub struct ItemIter<'t, D: Distance> {
     inner: heed::RoPrefix<'t, KeyCodec, Bytes>,
+    slots: SlotTable<'t, D>,
     dimensions: usize,
     only: Option<RoaringBitmap>,
-    marker: std::marker::PhantomData<D>,
 }
 
 impl<'t, D: Distance> ItemIter<'t, D> {
-    pub(crate) fn new(db: RawDatabase, rtxn: &'t RoTxn, index: u16, dimensions: usize) -> Result<ItemIter<'t, D>> {
+    pub(crate) fn new(
+        db: RawDatabase,
+        rtxn: &'t RoTxn,
+        index: u16,
+        dimensions: usize,
+        slots: SlotTable<'t, D>,
+    ) -> Result<ItemIter<'t, D>> {
         let inner = iter_mode(db, rtxn, index, NodeMode::Item)?;
-        Ok(ItemIter { inner, dimensions, only: None, marker: std::marker::PhantomData })
+        Ok(ItemIter { inner, slots, dimensions, only: None })
     }
 
     /// Skips the items not in `items`.
@@ -160,7 +162,11 @@ impl<D: Distance> Iterator for ItemIter<'_, D> {
             }
         };
         Some(entry.map_err(Error::from).and_then(|(key, bytes)| {
-            let leaf = decode_leaf::<D>(key, bytes, self.dimensions)?;
+            let leaf = match decode_item::<D>(key, bytes, self.dimensions)? {
+                ItemEntry::Staged(leaf) => leaf,
+                ItemEntry::Built(slot) if slot < self.slots.len() => self.slots.leaf(slot),
+                ItemEntry::Built(slot) => return Err(Error::corrupted(key, format!("no slot {slot}"))),
+            };
             Ok((key.id, D::values(&leaf, self.dimensions)))
         }))
     }

@@ -1,27 +1,27 @@
-//! The format version record, separate from the crate version.
+//! The format version, separate from the crate version.
 //!
-//! Stored under `(index, Metadata, 1)` as a little-endian `u32`. A release
-//! reads exactly the format version it writes; a patch release of the crate
-//! is not a format change.
+//! It opens the header record (see `metadata.rs`). A release reads exactly
+//! the format version it writes; a patch release of the crate is not a
+//! format change. Older formats are refused with [`Error::FormatVersion`]
+//! and converted in place by [`crate::upgrade`].
 
 use crate::error::Error;
 use crate::key::Key;
+use crate::metadata::Header;
 
-/// The on-disk format this release reads and writes. Version 2 stores the
-/// split normals of the `f32` distances as half-precision floats (version 1
-/// stored `f32`s).
-pub const FORMAT_VERSION: u32 = 2;
+/// The on-disk format this release reads and writes.
+///
+/// Version 3 keeps items in two layers: entries written by every change,
+/// and the slots and tree chunks a build packs for queries. Version 2
+/// stored an entry per item and per tree node; version 1 stored split
+/// normals as `f32`s.
+pub const FORMAT_VERSION: u32 = 3;
 
-pub(crate) fn encode() -> [u8; 4] {
-    FORMAT_VERSION.to_le_bytes()
-}
-
-/// Checks a stored version record.
-pub(crate) fn check(key: Key, bytes: &[u8]) -> Result<(), Error> {
-    let bytes: [u8; 4] =
-        bytes.try_into().map_err(|_| Error::corrupted(key, format!("a version is 4 bytes, found {}", bytes.len())))?;
-    match u32::from_le_bytes(bytes) {
-        FORMAT_VERSION => Ok(()),
-        found => Err(Error::FormatVersion { index: key.index, found, supported: FORMAT_VERSION }),
+/// Decodes a stored header, refusing other format versions.
+pub(crate) fn check(key: Key, bytes: &[u8]) -> Result<Header<'_>, Error> {
+    match Header::version(bytes) {
+        Ok(FORMAT_VERSION) => Header::decode(bytes).map_err(|e| Error::corrupted(key, e)),
+        Ok(found) => Err(Error::FormatVersion { index: key.index, found, supported: FORMAT_VERSION }),
+        Err(e) => Err(Error::corrupted(key, e)),
     }
 }

@@ -1,5 +1,6 @@
 //! [`Writer`]: adding, replacing and deleting items, and starting builds.
 
+use std::borrow::Cow;
 use std::marker::PhantomData;
 use std::path::PathBuf;
 
@@ -9,17 +10,21 @@ use roaring::RoaringBitmap;
 
 use crate::build::Builder;
 use crate::error::Error;
+use crate::item::{ItemEntry, Leaf, encode_staged};
 use crate::key::{Key, NodeMode};
-use crate::metadata::Metadata;
-use crate::node::encode_leaf;
+use crate::layout::{SlotTable, read_slot};
+use crate::metadata::{Header, Metadata};
 use crate::store::{self, ItemIter, RawDatabase};
 use crate::vector::VectorCodec;
-use crate::{Database, Distance, ItemId, Result};
+use crate::{Database, Distance, FORMAT_VERSION, ItemId, Result};
+
+/// The most dimensions an index can have.
+pub const MAX_DIMENSIONS: usize = 1 << 18;
 
 /// Writes the items of one index and builds its trees.
 ///
-/// Every change marks the item as updated; readers see changes only after
-/// [`Builder::build`] has run and the transaction is committed.
+/// Every change is written at once, in the caller's transaction; readers
+/// see additions after the next [`Builder::build`] (deletions at once).
 #[derive(Debug)]
 pub struct Writer<D: Distance> {
     pub(crate) db: RawDatabase,
@@ -32,8 +37,12 @@ pub struct Writer<D: Distance> {
 impl<D: Distance> Writer<D> {
     /// A writer for `index` in `db`, whose vectors have `dimensions` values.
     ///
-    /// Zero dimensions is accepted here, and every operation then returns
-    /// [`Error::InvalidDimensions`].
+    /// The dimensions and the distance are checked against the index by
+    /// every operation: a writer that does not match an index already
+    /// written to gets [`Error::IndexDimensionMismatch`] or
+    /// [`Error::DistanceMismatch`], and changes nothing. Zero dimensions (or
+    /// more than [`MAX_DIMENSIONS`]) is accepted here, and every operation
+    /// then returns [`Error::InvalidDimensions`].
     pub fn new(db: Database<'static, D>, index: u16, dimensions: usize) -> Writer<D> {
         Writer { db: store::raw(db), index, dimensions, tmpdir: None, marker: PhantomData }
     }
@@ -48,8 +57,8 @@ impl<D: Distance> Writer<D> {
         self.dimensions
     }
 
-    /// The directory where builds put their temporary tree files (the
-    /// system's temporary directory by default).
+    /// The directory where builds put their temporary files (the system's
+    /// temporary directory by default).
     pub fn set_tmpdir(&mut self, path: impl Into<PathBuf>) {
         self.tmpdir = Some(path.into());
     }
@@ -57,68 +66,75 @@ impl<D: Distance> Writer<D> {
     /// Adds `item`, or replaces its vector if it exists.
     ///
     /// The vector must have the writer's dimensions and only finite values.
+    /// Items added in increasing id order to the last index of the database
+    /// before its first build are appended, which fills LMDB's pages.
     pub fn add_item(&self, wtxn: &mut RwTxn, item: ItemId, vector: &[f32]) -> Result<()> {
         self.check_vector(vector)?;
-        self.put_item(wtxn, item, vector, PutFlags::empty())
+        self.put_item(wtxn, item, vector)
     }
 
     /// Adds `item`, whose id must be greater than every id in the index.
     ///
-    /// Faster than [`Writer::add_item`] for loading items in id order: when
-    /// the item would be the last key of the database (the highest index,
-    /// before its first build), LMDB appends without searching and fills
-    /// its pages.
+    /// The same as [`Writer::add_item`] for ids in increasing order, and an
+    /// error, [`Error::AppendOutOfOrder`], for any other.
     pub fn append_item(&self, wtxn: &mut RwTxn, item: ItemId, vector: &[f32]) -> Result<()> {
         self.check_vector(vector)?;
-        let key = Key::item(self.index, item);
         if let Some(last) = store::last_id(self.db, wtxn, self.index, NodeMode::Item)? {
             if last >= item {
                 return Err(Error::AppendOutOfOrder { item, last });
             }
         }
-        let at_the_end = match self.db.last(wtxn)? {
-            Some((last_key, _)) => last_key < key,
-            None => true,
-        };
-        let flags = if at_the_end { PutFlags::APPEND } else { PutFlags::empty() };
-        self.put_item(wtxn, item, vector, flags)
+        self.put_item(wtxn, item, vector)
     }
 
-    fn put_item(&self, wtxn: &mut RwTxn, item: ItemId, vector: &[f32], flags: PutFlags) -> Result<()> {
+    fn put_item(&self, wtxn: &mut RwTxn, item: ItemId, vector: &[f32]) -> Result<()> {
+        self.ensure_header(wtxn)?;
         self.mark_updated(wtxn, item)?;
         let mut bytes = Vec::with_capacity(1 + size_of::<D::Header>() + D::Codec::size(vector.len()));
-        encode_leaf::<D>(vector, &mut bytes);
-        self.db.put_with_flags(wtxn, flags, &Key::item(self.index, item), &bytes)?;
+        encode_staged::<D>(vector, &mut bytes);
+        let key = Key::item(self.index, item);
+        let flags = if store::is_past_the_end(self.db, wtxn, key)? { PutFlags::APPEND } else { PutFlags::empty() };
+        self.db.put_with_flags(wtxn, flags, &key, &bytes)?;
+        Ok(())
+    }
+
+    /// Writes the header of this index for the distance `ND`.
+    fn write_header<ND: Distance>(&self, wtxn: &mut RwTxn) -> Result<()> {
+        let header = Header {
+            version: FORMAT_VERSION,
+            // Checked by `check_dimensions`.
+            dimensions: self.dimensions as u32,
+            distance: Cow::Borrowed(ND::NAME),
+        };
+        let mut bytes = Vec::new();
+        header.encode_into(&mut bytes);
+        self.db.put(wtxn, &Key::header(self.index), &bytes)?;
         Ok(())
     }
 
     /// Marks `item` as changed, before it changes. The first mark since the
-    /// last build keeps the item's current leaf (empty if it has none): that
-    /// is the vector the trees placed it with, which the next build follows
-    /// to take it out of the trees without walking them.
+    /// last build keeps the slot the build put the item in, if any: the next
+    /// build takes that slot out of the trees.
     ///
-    /// An index never built (no metadata) gets no marks: its first build
-    /// grows every tree from every item, and no reader opens it before.
-    /// Marks written while items load would also sit between the items and
-    /// the rest of the database, splitting the pages the items are appended
-    /// to (100k × 128 loaded 47% larger than the items).
+    /// An index never built gets no marks: its first build takes every item.
     fn mark_updated(&self, wtxn: &mut RwTxn, item: ItemId) -> Result<()> {
-        if store::get(self.db, wtxn, Key::metadata(self.index))?.is_none() {
+        if !store::is_built(self.db, wtxn, self.index)? || store::mark(self.db, wtxn, self.index, item)?.is_some() {
             return Ok(());
         }
-        let mark = Key::updated(self.index, item);
-        if store::get(self.db, wtxn, mark)?.is_none() {
-            let previous =
-                store::get(self.db, wtxn, Key::item(self.index, item))?.map(<[u8]>::to_vec).unwrap_or_default();
-            self.db.put(wtxn, &mark, &previous)?;
-        }
+        let mark = match store::item::<D>(self.db, wtxn, self.index, item, self.dimensions)? {
+            Some(ItemEntry::Built(slot)) => slot.to_le_bytes().to_vec(),
+            _ => Vec::new(),
+        };
+        self.db.put(wtxn, &Key::updated(self.index, item), &mark)?;
         Ok(())
     }
 
     /// Deletes `item`; returns whether it existed. Readers stop returning it
     /// at once; the next build takes it out of the trees.
     pub fn del_item(&self, wtxn: &mut RwTxn, item: ItemId) -> Result<bool> {
-        self.check_dimensions()?;
+        if self.header(wtxn)?.is_none() {
+            return Ok(false);
+        }
         let key = Key::item(self.index, item);
         if store::get(self.db, wtxn, key)?.is_none() {
             return Ok(false);
@@ -131,12 +147,20 @@ impl<D: Distance> Writer<D> {
     /// Deletes every item and tree of this index. A built index stays built,
     /// and empty: readers answer nothing until items are added and built.
     pub fn clear(&self, wtxn: &mut RwTxn) -> Result<()> {
-        self.check_dimensions()?;
-        for mode in [NodeMode::Updated, NodeMode::Tree, NodeMode::Item] {
+        if self.header(wtxn)?.is_none() {
+            return Ok(());
+        }
+        for mode in [NodeMode::Updated, NodeMode::Item, NodeMode::Slots, NodeMode::Tree] {
             store::delete_mode(self.db, wtxn, self.index, mode)?;
         }
         if let Some(metadata) = store::metadata(self.db, wtxn, self.index)? {
-            let emptied = Metadata { roots: Vec::new(), items: RoaringBitmap::new(), ..metadata };
+            let emptied = Metadata {
+                roots: Vec::new(),
+                n_slots: 0,
+                items: RoaringBitmap::new(),
+                free: RoaringBitmap::new(),
+                ..metadata
+            };
             let mut bytes = Vec::new();
             emptied.encode_into(&mut bytes);
             self.db.put(wtxn, &Key::metadata(self.index), &bytes)?;
@@ -146,35 +170,55 @@ impl<D: Distance> Writer<D> {
 
     /// The vector of `item`, if it is in the index.
     pub fn item_vector(&self, rtxn: &RoTxn, item: ItemId) -> Result<Option<Vec<f32>>> {
-        self.check_dimensions()?;
-        Ok(store::leaf::<D>(self.db, rtxn, self.index, item, self.dimensions)?
-            .map(|leaf| D::values(&leaf, self.dimensions)))
+        self.header(rtxn)?;
+        let leaf = match store::item::<D>(self.db, rtxn, self.index, item, self.dimensions)? {
+            None => return Ok(None),
+            Some(entry) => self.entry_leaf(rtxn, item, entry)?,
+        };
+        Ok(Some(D::values(&leaf, self.dimensions)))
+    }
+
+    /// The leaf an item's entry stands for.
+    fn entry_leaf<'t>(&self, rtxn: &'t RoTxn, item: ItemId, entry: ItemEntry<'t, D>) -> Result<Leaf<'t, D>> {
+        match entry {
+            ItemEntry::Staged(leaf) => Ok(leaf),
+            ItemEntry::Built(slot) => {
+                let (id, leaf) = read_slot::<D>(self.db, rtxn, self.index, self.dimensions, slot)?;
+                if id != item {
+                    let reason = format!("the item is built in slot {slot}, which holds item {id}");
+                    return Err(Error::corrupted(Key::item(self.index, item), reason));
+                }
+                Ok(leaf)
+            }
+        }
     }
 
     /// Whether `item` is in the index.
     pub fn contains_item(&self, rtxn: &RoTxn, item: ItemId) -> Result<bool> {
-        self.check_dimensions()?;
+        self.header(rtxn)?;
         Ok(store::get(self.db, rtxn, Key::item(self.index, item))?.is_some())
     }
 
     /// Whether the index holds no item.
     pub fn is_empty(&self, rtxn: &RoTxn) -> Result<bool> {
-        self.check_dimensions()?;
+        self.header(rtxn)?;
         Ok(!store::has_mode(self.db, rtxn, self.index, NodeMode::Item)?)
     }
 
     /// Whether the index has changes that are not built yet, or was never
     /// built.
     pub fn need_build(&self, rtxn: &RoTxn) -> Result<bool> {
-        self.check_dimensions()?;
-        Ok(store::has_mode(self.db, rtxn, self.index, NodeMode::Updated)?
-            || store::metadata(self.db, rtxn, self.index)?.is_none())
+        self.header(rtxn)?;
+        Ok(!store::is_built(self.db, rtxn, self.index)?
+            || store::has_mode(self.db, rtxn, self.index, NodeMode::Updated)?)
     }
 
     /// Every item with its vector, in id order.
     pub fn iter<'t>(&self, rtxn: &'t RoTxn) -> Result<ItemIter<'t, D>> {
-        self.check_dimensions()?;
-        ItemIter::new(self.db, rtxn, self.index, self.dimensions)
+        self.header(rtxn)?;
+        let n_slots = store::metadata(self.db, rtxn, self.index)?.map(|metadata| metadata.n_slots);
+        let slots = SlotTable::open(self.db, rtxn, self.index, self.dimensions, n_slots)?;
+        ItemIter::new(self.db, rtxn, self.index, self.dimensions, slots)
     }
 
     /// Changes the distance of this index to `ND`, in `wtxn`: rewrites every
@@ -189,27 +233,25 @@ impl<D: Distance> Writer<D> {
     /// and the metadata (a `split_after` set at the last build is
     /// forgotten).
     pub fn prepare_changing_distance<ND: Distance>(self, wtxn: &mut RwTxn) -> Result<Writer<ND>> {
-        self.check_dimensions()?;
         let index = self.index;
-        self.built_metadata(wtxn)?;
-        if D::NAME != ND::NAME {
-            if D::QUANTIZED {
+        if self.header(wtxn)?.is_some() {
+            if D::NAME != ND::NAME && D::QUANTIZED {
                 return Err(Error::LossyDistanceChange { index, from: D::NAME, to: ND::NAME });
             }
-            self.rewrite_items::<ND>(wtxn)?;
+            self.restage_items::<ND>(wtxn)?;
+            for mode in [NodeMode::Updated, NodeMode::Slots, NodeMode::Tree] {
+                store::delete_mode(self.db, wtxn, index, mode)?;
+            }
+            self.db.delete(wtxn, &Key::metadata(index))?;
+            self.write_header::<ND>(wtxn)?;
         }
-        for mode in [NodeMode::Updated, NodeMode::Tree] {
-            store::delete_mode(self.db, wtxn, index, mode)?;
-        }
-        self.db.delete(wtxn, &Key::metadata(index))?;
-        self.db.delete(wtxn, &Key::version(index))?;
         let Writer { db, index, dimensions, tmpdir, marker: _ } = self;
         Ok(Writer { db, index, dimensions, tmpdir, marker: PhantomData })
     }
 
-    /// Re-encodes every item for `ND`, a batch of items at a time (a cursor
-    /// cannot read while the same transaction writes).
-    fn rewrite_items<ND: Distance>(&self, wtxn: &mut RwTxn) -> Result<()> {
+    /// Rewrites every item as a staged vector of `ND`, a batch of items at a
+    /// time (a cursor cannot read while the same transaction writes).
+    pub(crate) fn restage_items<ND: Distance>(&self, wtxn: &mut RwTxn) -> Result<()> {
         const BATCH: usize = 1024;
         let mut batch: Vec<(ItemId, Vec<u8>)> = Vec::with_capacity(BATCH);
         let mut from = 0;
@@ -217,9 +259,10 @@ impl<D: Distance> Writer<D> {
             let range = Key::item(self.index, from)..=Key::item(self.index, u32::MAX);
             for entry in self.db.range(wtxn, &range)?.take(BATCH) {
                 let (key, bytes) = entry?;
-                let leaf = store::decode_leaf::<D>(key, bytes, self.dimensions)?;
+                let entry = store::decode_item::<D>(key, bytes, self.dimensions)?;
+                let leaf = self.entry_leaf(wtxn, key.id, entry)?;
                 let mut encoded = Vec::new();
-                encode_leaf::<ND>(&D::values(&leaf, self.dimensions), &mut encoded);
+                encode_staged::<ND>(&D::values(&leaf, self.dimensions), &mut encoded);
                 batch.push((key.id, encoded));
             }
             for (item, bytes) in &batch {
@@ -233,26 +276,33 @@ impl<D: Distance> Writer<D> {
         }
     }
 
-    /// The metadata of the last build, checked against the format version
-    /// and this writer's distance and dimensions; `None` if the index was
-    /// never built. A build over an index of another format would misread
-    /// its nodes, so it is refused with [`Error::FormatVersion`] like a read.
-    pub(crate) fn built_metadata<'t>(&self, rtxn: &'t RoTxn) -> Result<Option<Metadata<'t>>> {
+    /// The header of the index, checked against this writer: `None` when
+    /// nothing was ever written to it. Another format is refused with
+    /// [`Error::FormatVersion`], another distance with
+    /// [`Error::DistanceMismatch`], other dimensions with
+    /// [`Error::IndexDimensionMismatch`].
+    pub(crate) fn header<'t>(&self, rtxn: &'t RoTxn) -> Result<Option<Header<'t>>> {
+        self.check_dimensions()?;
         let index = self.index;
-        let has_version = store::has_current_version(self.db, rtxn, index)?;
-        let Some(metadata) = store::metadata(self.db, rtxn, index)? else { return Ok(None) };
-        if !has_version {
-            return Err(Error::corrupted(Key::version(index), "the metadata is there but the version is missing"));
-        }
-        if metadata.distance != D::NAME {
-            let found = metadata.distance.into_owned();
+        let Some(header) = store::header(self.db, rtxn, index)? else { return Ok(None) };
+        if header.distance != D::NAME {
+            let found = header.distance.into_owned();
             return Err(Error::DistanceMismatch { index, expected: D::NAME, found });
         }
-        if metadata.dimensions as usize != self.dimensions {
-            let found = metadata.dimensions as usize;
+        if header.dimensions as usize != self.dimensions {
+            let found = header.dimensions as usize;
             return Err(Error::IndexDimensionMismatch { index, expected: self.dimensions, found });
         }
-        Ok(Some(metadata))
+        Ok(Some(header))
+    }
+
+    /// Writes the header if nothing was ever written to the index; checks
+    /// it otherwise.
+    pub(crate) fn ensure_header(&self, wtxn: &mut RwTxn) -> Result<()> {
+        if self.header(wtxn)?.is_none() {
+            self.write_header::<D>(wtxn)?;
+        }
+        Ok(())
     }
 
     /// Options for a build of this index; finish with [`Builder::build`].
@@ -264,8 +314,8 @@ impl<D: Distance> Writer<D> {
     }
 
     pub(crate) fn check_dimensions(&self) -> Result<()> {
-        match u32::try_from(self.dimensions) {
-            Ok(1..) => Ok(()),
+        match self.dimensions {
+            1..=MAX_DIMENSIONS => Ok(()),
             _ => Err(Error::InvalidDimensions { dimensions: self.dimensions }),
         }
     }

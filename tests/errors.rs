@@ -7,8 +7,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use common::{MIB, TestEnv, build_index, data};
 use spinney::distances::{Cosine, Euclidean};
+use spinney::format::{Key, KeyCodec, NodeMode};
 use spinney::heed::types::Bytes;
-use spinney::{Error, Key, KeyCodec, NodeMode, Reader, Writer};
+use spinney::{Error, Reader, Writer};
 
 fn raw(db: spinney::Database<'static, Euclidean>) -> spinney::heed::Database<'static, KeyCodec, Bytes> {
     db.remap_data_type::<Bytes>()
@@ -92,7 +93,7 @@ fn opening_or_building_with_another_distance() {
     let db = test.database::<Euclidean>();
     let set = data::clustered(100, 1, 4, 1);
     build_index(&test, db, 0, &set.base, Some(2), 1);
-    let cosine_db = test.database::<Euclidean>().remap_data_type::<spinney::NodeCodec<Cosine>>();
+    let cosine_db = test.database::<Euclidean>().remap_data_type::<spinney::format::Entries<Cosine>>();
     let rtxn = test.env.read_txn().unwrap();
     let err = Reader::<Cosine>::open(&rtxn, 0, cosine_db).unwrap_err();
     assert!(
@@ -110,28 +111,75 @@ fn an_unknown_format_version() {
     let test = TestEnv::new(16 * MIB);
     let db = test.database::<Euclidean>();
     build_index(&test, db, 4, &data::clustered(50, 1, 4, 1).base, Some(2), 1);
-    let version = Key { index: 4, mode: NodeMode::Metadata, id: 1 };
-    // The previous format (f32 split normals), then a future one: reads,
-    // builds (which would misread the nodes) and distance changes refuse it.
-    for found in [1u32, 3] {
+    let header = Key { index: 4, mode: NodeMode::Metadata, id: 1 };
+    // Format 2 stored the bare version here; a future format a longer
+    // header: reads, builds, writes and distance changes refuse both.
+    for (found, bytes) in [(2u32, 2u32.to_le_bytes().to_vec()), (4, [&4u32.to_le_bytes()[..], &[9; 12]].concat())] {
         let mut wtxn = test.env.write_txn().unwrap();
-        raw(db).put(&mut wtxn, &version, &found.to_le_bytes()).unwrap();
+        raw(db).put(&mut wtxn, &header, &bytes).unwrap();
         let err = Reader::<Euclidean>::open(&wtxn, 4, db).unwrap_err();
-        assert!(matches!(err, Error::FormatVersion { index: 4, found: f, supported: 2 } if f == found), "{err}");
+        assert!(matches!(err, Error::FormatVersion { index: 4, found: f, supported: 3 } if f == found), "{err}");
         let writer = Writer::<Euclidean>::new(db, 4, 4);
         let err = writer.builder(&mut common::rng(1)).build(&mut wtxn).unwrap_err();
+        assert!(matches!(err, Error::FormatVersion { found: f, .. } if f == found), "{err}");
+        let err = writer.add_item(&mut wtxn, 60, &[1.0; 4]).unwrap_err();
+        assert!(matches!(err, Error::FormatVersion { found: f, .. } if f == found), "{err}");
+        let err = writer.del_item(&mut wtxn, 1).unwrap_err();
         assert!(matches!(err, Error::FormatVersion { found: f, .. } if f == found), "{err}");
         let err = writer.prepare_changing_distance::<Cosine>(&mut wtxn).unwrap_err();
         assert!(matches!(err, Error::FormatVersion { found: f, .. } if f == found), "{err}");
     }
     let mut wtxn = test.env.write_txn().unwrap();
-    raw(db).put(&mut wtxn, &version, &[1, 0]).unwrap();
+    raw(db).put(&mut wtxn, &header, &[1, 0]).unwrap();
     let err = Reader::<Euclidean>::open(&wtxn, 4, db).unwrap_err();
-    assert!(matches!(err, Error::Corrupted { key, .. } if key == version), "{err}");
-    // Metadata without a version is damage to a build, not an unbuilt index.
-    raw(db).delete(&mut wtxn, &version).unwrap();
-    let err = Writer::<Euclidean>::new(db, 4, 4).builder(&mut common::rng(1)).build(&mut wtxn).unwrap_err();
-    assert!(matches!(err, Error::Corrupted { key, .. } if key == version), "{err}");
+    assert!(matches!(err, Error::Corrupted { key, .. } if key == header), "{err}");
+    // A built index without its header is damaged, not unbuilt; the next
+    // build writes the header again.
+    raw(db).delete(&mut wtxn, &header).unwrap();
+    let err = Reader::<Euclidean>::open(&wtxn, 4, db).unwrap_err();
+    assert!(matches!(err, Error::Corrupted { key, .. } if key == header), "{err}");
+    Writer::<Euclidean>::new(db, 4, 4).builder(&mut common::rng(1)).build(&mut wtxn).unwrap();
+    let reader = Reader::<Euclidean>::open(&wtxn, 4, db).unwrap();
+    reader.check(&wtxn).unwrap();
+    assert_eq!(reader.n_items(), 50);
+}
+
+/// Found by a review: a writer with another dimension count or distance
+/// wrote vectors a built index then failed to read.
+#[test]
+fn a_writer_that_does_not_match_the_index_changes_nothing() {
+    let test = TestEnv::new(16 * MIB);
+    let db = test.database::<Euclidean>();
+    let set = data::clustered(100, 3, 3, 1);
+    build_index(&test, db, 0, &set.base, Some(2), 1);
+    // Before any build too: the first item fixes the index's shape.
+    let writer = Writer::<Euclidean>::new(db, 1, 3);
+    let mut wtxn = test.env.write_txn().unwrap();
+    writer.add_item(&mut wtxn, 0, &[1.0; 3]).unwrap();
+    wtxn.commit().unwrap();
+
+    let before = test.dump();
+    let mut wtxn = test.env.write_txn().unwrap();
+    for index in [0, 1] {
+        let wide = Writer::<Euclidean>::new(db, index, 5);
+        let err = wide.add_item(&mut wtxn, 7, &[1.0; 5]).unwrap_err();
+        assert!(matches!(err, Error::IndexDimensionMismatch { expected: 5, found: 3, .. }), "{err}");
+        let err = wide.append_item(&mut wtxn, 1_000, &[1.0; 5]).unwrap_err();
+        assert!(matches!(err, Error::IndexDimensionMismatch { .. }), "{err}");
+        assert!(matches!(wide.del_item(&mut wtxn, 7), Err(Error::IndexDimensionMismatch { .. })));
+        assert!(matches!(wide.clear(&mut wtxn), Err(Error::IndexDimensionMismatch { .. })));
+        assert!(matches!(wide.item_vector(&wtxn, 0), Err(Error::IndexDimensionMismatch { .. })));
+        let cosine = Writer::<Cosine>::new(db.remap_data_type(), index, 3);
+        let err = cosine.add_item(&mut wtxn, 7, &[1.0; 3]).unwrap_err();
+        assert!(matches!(err, Error::DistanceMismatch { expected: "cosine", .. }), "{err}");
+        assert!(matches!(cosine.del_item(&mut wtxn, 7), Err(Error::DistanceMismatch { .. })));
+    }
+    wtxn.commit().unwrap();
+    assert_eq!(test.dump(), before, "a refused writer wrote nothing");
+    let rtxn = test.env.read_txn().unwrap();
+    let reader = Reader::<Euclidean>::open(&rtxn, 0, db).unwrap();
+    reader.check(&rtxn).unwrap();
+    assert_eq!(reader.nns(1).by_vector(&rtxn, set.queries.get(0)).unwrap().len(), 1);
 }
 
 /// Builds a small index, lets `damage` change the raw database, and returns
@@ -158,49 +206,45 @@ fn assert_corrupted(errors: &[Error], expected: Key) {
     }
 }
 
+/// The key of chunk `chunk` of tree `tree` of index 0.
+fn tree_chunk(tree: u32, chunk: u32) -> Key {
+    Key { index: 0, mode: NodeMode::Tree, id: tree << 20 | chunk }
+}
+
 #[test]
 fn corrupted_bytes_are_errors_with_their_key() {
-    let root = |wtxn: &spinney::heed::RwTxn, db: spinney::heed::Database<'static, KeyCodec, Bytes>| {
-        // The last tree node written is the root of the last tree.
-        let prefix = [0, 0, NodeMode::Tree as u8];
-        let tree_nodes = db.remap_key_type::<Bytes>().prefix_iter(wtxn, &prefix).unwrap().count() as u32;
-        Key { index: 0, mode: NodeMode::Tree, id: tree_nodes - 1 }
-    };
-    // A root overwritten with garbage.
-    let mut key = None;
+    // The first tree overwritten with garbage: a node of unknown kind.
+    let chunk = tree_chunk(0, 0);
+    let errors = after_damage(|wtxn, db| db.put(wtxn, &chunk, &[3, 1, 2, 3, 7, 7, 7, 7]).unwrap());
+    assert_corrupted(&errors, chunk);
+    // The last tree's chunk deleted.
+    let errors = after_damage(|wtxn, db| db.delete(wtxn, &tree_chunk(2, 0)).map(drop).unwrap());
+    assert_corrupted(&errors, tree_chunk(2, 0));
+    // The root (the last node, a split of 32 bytes at 8 dimensions) made
+    // to point to itself: a cycle must not loop.
     let errors = after_damage(|wtxn, db| {
-        let k = root(wtxn, db);
-        db.put(wtxn, &k, &[2, 1, 2, 3]).unwrap();
-        key = Some(k);
-    });
-    assert_corrupted(&errors, key.unwrap());
-    // A root deleted.
-    let mut key = None;
-    let errors = after_damage(|wtxn, db| {
-        let k = root(wtxn, db);
-        db.delete(wtxn, &k).unwrap();
-        key = Some(k);
-    });
-    assert_corrupted(&errors, key.unwrap());
-    // A split that points to itself: a cycle must not loop.
-    let mut key = None;
-    let errors = after_damage(|wtxn, db| {
-        let k = root(wtxn, db);
-        let mut value = db.get(wtxn, &k).unwrap().unwrap().to_vec();
-        value[1..5].copy_from_slice(&k.id.to_le_bytes());
-        value[5..9].copy_from_slice(&k.id.to_le_bytes());
-        db.put(wtxn, &k, &value).unwrap();
-        key = Some(k);
+        let mut value = db.get(wtxn, &chunk).unwrap().unwrap().to_vec();
+        let root = value.len() - 32;
+        assert_eq!(value[root], 1, "the root is a split");
+        value[root + 4..root + 8].copy_from_slice(&(root as u32 / 4).to_le_bytes());
+        db.put(wtxn, &chunk, &value).unwrap();
     });
     assert!(errors.iter().all(|e| matches!(e, Error::Corrupted { .. })), "{errors:?}");
     assert!(!errors.is_empty());
-    // An item vector truncated.
+    // An item's entry truncated.
     let item = Key { index: 0, mode: NodeMode::Item, id: 7 };
     let errors = after_damage(|wtxn, db| {
         let value = db.get(wtxn, &item).unwrap().unwrap().to_vec();
-        db.put(wtxn, &item, &value[..value.len() - 4]).unwrap();
+        db.put(wtxn, &item, &value[..value.len() - 1]).unwrap();
     });
     assert_corrupted(&errors, item);
+    // The slots truncated.
+    let slots = Key { index: 0, mode: NodeMode::Slots, id: 0 };
+    let errors = after_damage(|wtxn, db| {
+        let value = db.get(wtxn, &slots).unwrap().unwrap().to_vec();
+        db.put(wtxn, &slots, &value[..value.len() - 4]).unwrap();
+    });
+    assert_corrupted(&errors, slots);
     // The metadata truncated.
     let metadata = Key { index: 0, mode: NodeMode::Metadata, id: 0 };
     let errors = after_damage(|wtxn, db| {
@@ -208,9 +252,9 @@ fn corrupted_bytes_are_errors_with_their_key() {
         db.put(wtxn, &metadata, &value[..value.len() - 1]).unwrap();
     });
     assert_corrupted(&errors, metadata);
-    // A stray node no tree reaches.
-    let stray = Key { index: 0, mode: NodeMode::Tree, id: 1_000_000 };
-    let errors = after_damage(|wtxn, db| db.put(wtxn, &stray, &[1, 58, 48, 0, 0, 0, 0, 0, 0]).unwrap());
+    // A stray chunk of a tree that does not exist.
+    let stray = tree_chunk(9, 0);
+    let errors = after_damage(|wtxn, db| db.put(wtxn, &stray, &[0, 0, 0, 0]).unwrap());
     assert_corrupted(&errors, stray);
 }
 

@@ -10,8 +10,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use common::{MIB, TestEnv, build_index, data};
 use rand::{Rng, SeedableRng};
 use spinney::distances::Euclidean;
+use spinney::format::NodeMode;
 use spinney::heed::types::Bytes;
-use spinney::{Error, MainStep, NodeMode, Reader, Writer, WriterProgress};
+use spinney::{Error, MainStep, Reader, Writer, WriterProgress};
 
 /// The answers of index 0 to the first queries of `set`.
 fn answers(test: &TestEnv, set: &data::Dataset) -> Vec<Vec<(u32, f32)>> {
@@ -173,7 +174,7 @@ fn random_corruption_never_panics() {
         build_index(&test, db, 0, &set.base, Some(3), round);
         let raw = db.remap_data_type::<Bytes>();
         let mut wtxn = test.env.write_txn().unwrap();
-        let entries: Vec<(spinney::Key, Vec<u8>)> =
+        let entries: Vec<(spinney::format::Key, Vec<u8>)> =
             raw.iter(&wtxn).unwrap().map(|e| e.map(|(k, v)| (k, v.to_vec())).unwrap()).collect();
         let mut damaged = Vec::new();
         for _ in 0..rng.random_range(1..4) {

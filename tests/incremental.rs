@@ -55,6 +55,19 @@ fn deleting_everything_then_adding_again() {
     run::<Euclidean>(&ops);
 }
 
+/// Found by a review: with deletions pending, `check` and `stats` bounded
+/// their walk by the visible items and called a valid forest corrupted.
+#[test]
+fn check_and_stats_while_most_items_are_deleted() {
+    let ops: Vec<Op> = (0..300)
+        .map(|i| Op::Add(i, vec![i as f32, (i % 17) as f32, (i % 5) as f32]))
+        .chain([Op::Build(Some(2))])
+        .chain((0..250).map(Op::Delete))
+        .collect();
+    // `run` builds with split_after 3 and checks after every step.
+    run::<Euclidean>(&ops);
+}
+
 #[test]
 fn deleting_in_an_empty_index() {
     run::<Euclidean>(&[

@@ -10,7 +10,8 @@ use common::{MIB, TestEnv, build_index, data};
 use spinney::distances::{
     BinaryQuantizedCosine, BinaryQuantizedEuclidean, BinaryQuantizedManhattan, Cosine, Euclidean, Hamming,
 };
-use spinney::{Distance, Error, Key, NodeMode, Reader, Writer};
+use spinney::format::{Key, NodeMode};
+use spinney::{Distance, Error, Reader, Writer};
 
 fn signs(vector: &[f32]) -> Vec<f64> {
     vector.iter().map(|&v| if v > 0.0 { 1.0 } else { -1.0 }).collect()
@@ -180,17 +181,26 @@ fn check_finds_padding_bits_set() {
     writer.add_item(&mut wtxn, 0, &[1.0, 0.0, 1.0, 0.0, 1.0]).unwrap();
     writer.builder(&mut common::rng(1)).build(&mut wtxn).unwrap();
     let raw = db.remap_types::<spinney::heed::types::Bytes, spinney::heed::types::Bytes>();
-    let key = Key { index: 0, mode: NodeMode::Item, id: 0 }.to_bytes();
-    // Bits 0, 2 and 4 are the values; bit 5 is padding.
-    assert_eq!(raw.get(&wtxn, &key).unwrap().unwrap(), [0, 0b10101, 0, 0, 0, 0, 0, 0, 0]);
+    let slots = Key { index: 0, mode: NodeMode::Slots, id: 0 }.to_bytes();
+    // The item's id, then its bits: 0, 2 and 4 are the values; bit 5 is padding.
+    assert_eq!(raw.get(&wtxn, &slots).unwrap().unwrap(), [0, 0, 0, 0, 0b10101, 0, 0, 0, 0, 0, 0, 0]);
     Reader::<Hamming>::open(&wtxn, 0, db).unwrap().check(&wtxn).unwrap();
-    raw.put(&mut wtxn, &key, &[0, 0b110101, 0, 0, 0, 0, 0, 0, 0]).unwrap();
+    raw.put(&mut wtxn, &slots, &[0, 0, 0, 0, 0b110101, 0, 0, 0, 0, 0, 0, 0]).unwrap();
+    let err = Reader::<Hamming>::open(&wtxn, 0, db).unwrap().check(&wtxn).unwrap_err();
+    assert!(matches!(err, Error::Corrupted { ref reason, .. } if reason.contains("padding")), "{err}");
+    // The same in a vector waiting for the next build.
+    raw.put(&mut wtxn, &slots, &[0, 0, 0, 0, 0b10101, 0, 0, 0, 0, 0, 0, 0]).unwrap();
+    writer.add_item(&mut wtxn, 0, &[1.0, 1.0, 1.0, 0.0, 1.0]).unwrap();
+    let item = Key { index: 0, mode: NodeMode::Item, id: 0 }.to_bytes();
+    assert_eq!(raw.get(&wtxn, &item).unwrap().unwrap(), [0, 0b10111, 0, 0, 0, 0, 0, 0, 0]);
+    Reader::<Hamming>::open(&wtxn, 0, db).unwrap().check(&wtxn).unwrap();
+    raw.put(&mut wtxn, &item, &[0, 0b110111, 0, 0, 0, 0, 0, 0, 0]).unwrap();
     let err = Reader::<Hamming>::open(&wtxn, 0, db).unwrap().check(&wtxn).unwrap_err();
     assert!(matches!(err, Error::Corrupted { ref reason, .. } if reason.contains("padding")), "{err}");
     // A vector of the wrong length is refused where it is read.
-    raw.put(&mut wtxn, &key, &[0, 0b10101, 0, 0, 0, 0, 0, 0]).unwrap();
-    let reader = Reader::<Hamming>::open(&wtxn, 0, db).unwrap();
-    assert!(matches!(reader.item_vector(&wtxn, 0), Err(Error::Corrupted { .. })));
+    raw.put(&mut wtxn, &item, &[0, 0b10101, 0, 0, 0, 0, 0, 0]).unwrap();
+    assert!(matches!(Reader::<Hamming>::open(&wtxn, 0, db), Err(Error::Corrupted { .. })));
+    assert!(matches!(writer.item_vector(&wtxn, 0), Err(Error::Corrupted { .. })));
 }
 
 #[test]

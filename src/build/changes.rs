@@ -1,72 +1,72 @@
-//! The changes since the last build, read from the `updated` marks.
+//! The changes since the last build, read from the change marks.
 //!
-//! Each mark's value is the leaf the item had when it was first changed
-//! after the last build (empty if it had none). For an item the trees hold,
-//! that is the vector the trees placed it with, so an update finds the
-//! item's bucket by descending with it, without walking the trees.
+//! Each mark keeps the slot the last build held its item in, if it did, so
+//! a build takes deleted and replaced items out of the trees by their slot,
+//! whatever their vectors and however floats round on this machine.
 
 use heed::RoTxn;
 use roaring::RoaringBitmap;
 
 use crate::error::Error;
-use crate::key::NodeMode;
-use crate::node::Leaf;
+use crate::item::{ItemEntry, Leaf};
+use crate::key::Key;
+use crate::metadata::Metadata;
 use crate::store::{self, RawDatabase};
 use crate::{Distance, ItemId, Result};
 
-/// What changed, with the leaves needed to apply it to the trees.
+/// What changed, with the leaves of the vectors to add.
 pub(crate) struct Changes<'t, D: Distance> {
-    /// Items the trees hold that must leave them, with the leaf they were placed with.
-    pub removed: Vec<(ItemId, Leaf<'t, D>)>,
-    /// Items that must enter the trees, with their current leaf.
+    /// The slots whose items leave the trees (deleted or replaced).
+    pub removed: RoaringBitmap,
+    /// Items whose new vector enters the trees, in id order.
     pub inserted: Vec<(ItemId, Leaf<'t, D>)>,
-    /// Every changed id.
-    pub updated: RoaringBitmap,
     /// The items after the build.
     pub items: RoaringBitmap,
 }
 
 impl<'t, D: Distance> Changes<'t, D> {
-    /// Reads the marks of `index`; `built` is what the trees hold now.
+    /// Reads the marks of `index`, built as `built` says.
     pub fn read(
         db: RawDatabase,
         rtxn: &'t RoTxn,
         index: u16,
         dimensions: usize,
-        built: &RoaringBitmap,
+        built: &Metadata,
     ) -> Result<Changes<'t, D>> {
-        let mut changes =
-            Changes { removed: Vec::new(), inserted: Vec::new(), updated: RoaringBitmap::new(), items: built.clone() };
-        for entry in store::iter_mode(db, rtxn, index, NodeMode::Updated)? {
-            let (key, old) = entry.map_err(Error::from)?;
-            let item = key.id;
-            changes.updated.insert(item);
-            if built.contains(item) {
-                if old.is_empty() {
-                    return Err(Error::corrupted(key, "a built item changed but its previous vector was not kept"));
+        let mut changes = Changes { removed: RoaringBitmap::new(), inserted: Vec::new(), items: built.items.clone() };
+        for mark in store::marks(db, rtxn, index)? {
+            let (item, slot) = mark?;
+            let key = Key::updated(index, item);
+            match slot {
+                Some(slot) if slot < built.n_slots && !built.free.contains(slot) && changes.items.remove(item) => {
+                    changes.removed.insert(slot);
                 }
-                changes.removed.push((item, store::decode_leaf(key, old, dimensions)?));
-                changes.items.remove(item);
+                Some(slot) => return Err(Error::corrupted(key, format!("the mark keeps slot {slot}, not built"))),
+                None if built.items.contains(item) => {
+                    return Err(Error::corrupted(key, "a built item changed but its slot was not kept"));
+                }
+                None => {}
             }
-            if let Some(leaf) = store::leaf::<D>(db, rtxn, index, item, dimensions)? {
-                changes.inserted.push((item, leaf));
-                changes.items.insert(item);
+            match store::item::<D>(db, rtxn, index, item, dimensions)? {
+                Some(ItemEntry::Staged(leaf)) => {
+                    changes.inserted.push((item, leaf));
+                    changes.items.insert(item);
+                }
+                Some(ItemEntry::Built(built_slot)) if Some(built_slot) == slot => {
+                    // Changed and changed back by hand: nothing to do.
+                    changes.removed.remove(built_slot);
+                    changes.items.insert(item);
+                }
+                Some(ItemEntry::Built(_)) => {
+                    return Err(Error::corrupted(Key::item(index, item), "the item moved slots between builds"));
+                }
+                None => {}
             }
         }
         Ok(changes)
     }
 
-    /// No change to apply: a fresh forest does not need the marks.
-    pub fn none() -> Changes<'t, D> {
-        Changes {
-            removed: Vec::new(),
-            inserted: Vec::new(),
-            updated: RoaringBitmap::new(),
-            items: RoaringBitmap::new(),
-        }
-    }
-
     pub fn is_empty(&self) -> bool {
-        self.updated.is_empty()
+        self.removed.is_empty() && self.inserted.is_empty()
     }
 }

@@ -1,62 +1,32 @@
-//! The items of an index, read in place for the length of a build.
+//! The items a build grows trees over, read in place for its length.
 //!
 //! Every leaf borrows the write transaction's memory map (or its dirty
 //! pages), so nothing is copied per tree. The borrow is what freezes the
 //! index: while a `FrozenItems` lives, the transaction cannot be written, so
 //! the bytes cannot move under the threads that read them.
 
-use heed::RoTxn;
-
-use crate::error::Error;
-use roaring::RoaringBitmap;
-
-use crate::key::{Key, NodeMode};
-use crate::node::Leaf;
-use crate::store::{self, RawDatabase};
+use crate::item::Leaf;
 use crate::vector::VectorCodec;
-use crate::{Distance, ItemId, Result};
+use crate::{Distance, Result};
 
-/// The items of one index in id order, with their leaves.
+/// Items in slot order, with their leaves.
 pub(crate) struct FrozenItems<'t, D: Distance> {
-    /// The item ids, ascending; a tree refers to an item by its position here.
-    pub ids: Vec<ItemId>,
+    /// The slot of each item; a tree refers to an item by its position here.
+    pub slots: Vec<u32>,
     /// The leaf of each item, at the same position.
     pub leaves: Vec<Leaf<'t, D>>,
 }
 
 impl<'t, D: Distance> FrozenItems<'t, D> {
-    /// Reads every item of `index`, checking each has `dimensions` values.
-    pub fn read(db: RawDatabase, rtxn: &'t RoTxn, index: u16, dimensions: usize) -> Result<FrozenItems<'t, D>> {
-        let mut ids = Vec::new();
-        let mut leaves = Vec::new();
-        for entry in store::iter_mode(db, rtxn, index, NodeMode::Item)? {
-            let (key, bytes) = entry.map_err(Error::from)?;
-            leaves.push(store::decode_leaf::<D>(key, bytes, dimensions)?);
-            ids.push(key.id);
-        }
-        Ok(FrozenItems { ids, leaves })
-    }
-
-    /// Reads the items `ids` of `index`, each of which must exist.
-    pub fn read_ids(
-        db: RawDatabase,
-        rtxn: &'t RoTxn,
-        index: u16,
-        dimensions: usize,
-        ids: &RoaringBitmap,
-    ) -> Result<FrozenItems<'t, D>> {
-        let mut leaves = Vec::with_capacity(ids.len() as usize);
-        for item in ids {
-            match store::leaf(db, rtxn, index, item, dimensions)? {
-                Some(leaf) => leaves.push(leaf),
-                None => return Err(Error::corrupted(Key::item(index, item), "a tree holds an item with no vector")),
-            }
-        }
-        Ok(FrozenItems { ids: ids.iter().collect(), leaves })
+    /// The items in `slots`, whose leaves `leaf` gives.
+    pub fn of_slots(slots: impl IntoIterator<Item = u32>, leaf: impl Fn(u32) -> Result<Leaf<'t, D>>) -> Result<Self> {
+        let slots: Vec<u32> = slots.into_iter().collect();
+        let leaves = slots.iter().map(|&slot| leaf(slot)).collect::<Result<_>>()?;
+        Ok(FrozenItems { slots, leaves })
     }
 
     pub fn len(&self) -> usize {
-        self.ids.len()
+        self.slots.len()
     }
 
     /// The bytes of one vector.
@@ -79,6 +49,6 @@ impl<'t, D: Distance> FrozenItems<'t, D> {
         });
         let leaves: Vec<Leaf<'b, D>> = leaves.collect::<Option<_>>()?;
         (leaves.len() == positions.len())
-            .then(|| FrozenItems { ids: positions.iter().map(|&p| self.ids[p as usize]).collect(), leaves })
+            .then(|| FrozenItems { slots: positions.iter().map(|&p| self.slots[p as usize]).collect(), leaves })
     }
 }

@@ -1,17 +1,13 @@
-//! Growing a tree, or a subtree, depth first, into a temporary node file.
-
-use std::borrow::Cow;
+//! Growing a tree, or a subtree, depth first, into a tree file.
 
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use roaring::RoaringBitmap;
 
 use super::frozen::FrozenItems;
 use super::split::two_means_plane;
-use super::tmp_nodes::TmpNodes;
 use crate::error::Error;
-use crate::node::{Descendants, Node, SplitPlaneNormal};
+use crate::layout::TreeFile;
 use crate::vector::VectorCodec;
 use crate::{Distance, Result};
 
@@ -56,12 +52,12 @@ pub(crate) fn tree_rng(seed: u64, tree: u64) -> ChaCha8Rng {
 }
 
 /// Grows a subtree over every item of `frozen` into `nodes`; returns the
-/// local id of its root.
+/// address of its root.
 pub(crate) fn grow<D: Distance>(
     params: &GrowParams<'_, D>,
     frozen: &FrozenItems<'_, D>,
     rng: &mut ChaCha8Rng,
-    nodes: &mut TmpNodes,
+    nodes: &mut TreeFile,
 ) -> Result<u32> {
     let n = u32::try_from(frozen.len()).map_err(|_| Error::TooManyNodes)?;
     let mut items: Vec<u32> = (0..n).collect();
@@ -76,7 +72,9 @@ pub(crate) struct Grower<'g, 'f, 't, D: Distance> {
     params: &'g GrowParams<'f, D>,
     frozen: &'g FrozenItems<'t, D>,
     rng: &'g mut ChaCha8Rng,
-    nodes: &'g mut TmpNodes,
+    nodes: &'g mut TreeFile,
+    /// Scratch: the slots of a bucket.
+    bucket: Vec<u32>,
     /// Scratch: which side each item of the node being split goes to.
     sides: Vec<bool>,
     /// Scratch for two-means.
@@ -91,24 +89,27 @@ impl<'g, 'f, 't, D: Distance> Grower<'g, 'f, 't, D> {
         params: &'g GrowParams<'f, D>,
         frozen: &'g FrozenItems<'t, D>,
         rng: &'g mut ChaCha8Rng,
-        nodes: &'g mut TmpNodes,
+        nodes: &'g mut TreeFile,
     ) -> Grower<'g, 'f, 't, D> {
-        Grower { params, frozen, rng, nodes, sides: Vec::new(), point: Vec::new(), packed: Some(Vec::new()) }
+        let (sides, point, bucket) = (Vec::new(), Vec::new(), Vec::new());
+        Grower { params, frozen, rng, nodes, bucket, sides, point, packed: Some(Vec::new()) }
     }
 
-    /// Writes `node` and returns its local id.
-    pub fn push(&mut self, node: &Node<'_, D>) -> Result<u32> {
-        self.nodes.push::<D>(node)
+    /// Writes a split with `plane` over the subtrees at `left` and `right`;
+    /// returns its address.
+    pub fn push_split(&mut self, left: u32, right: u32, (normal, offset): &Plane<D>) -> Result<u32> {
+        self.nodes.push_split(left, right, *offset, D::NormalCodec::as_bytes(D::NormalCodec::borrow(normal)))
     }
 
     /// Writes the subtree of `items` (positions in the frozen items, reordered
-    /// in place) and returns the local id of its root.
+    /// in place) and returns the address of its root.
     pub fn grow(&mut self, items: &mut [u32]) -> Result<u32> {
         self.params.check_cancel()?;
         if items.len() <= self.params.split_after.max(1) {
-            let ids = &self.frozen.ids;
-            let bucket: RoaringBitmap = items.iter().map(|&i| ids[i as usize]).collect();
-            return self.nodes.push::<D>(&Node::Descendants(Descendants { items: Cow::Owned(bucket) }));
+            let slots = &self.frozen.slots;
+            self.bucket.clear();
+            self.bucket.extend(items.iter().map(|&i| slots[i as usize]));
+            return self.nodes.push_bucket(&mut self.bucket);
         }
         let vector_bytes = self.frozen.vector_bytes();
         if self.packed.is_some()
@@ -118,14 +119,11 @@ impl<'g, 'f, 't, D: Distance> Grower<'g, 'f, 't, D> {
             return self.grow_packed(items);
         }
 
-        let ((normal, offset), mid) = self.split(items);
+        let (plane, mid) = self.split(items);
         let (left, right) = items.split_at_mut(mid);
-        let (left_count, right_count) = (left.len() as u32, right.len() as u32);
         let left = self.grow(left)?;
         let right = self.grow(right)?;
-        let normal = D::NormalCodec::borrow(&normal);
-        let split = SplitPlaneNormal { left, right, left_count, right_count, offset, normal };
-        self.nodes.push::<D>(&Node::SplitPlaneNormal(split))
+        self.push_split(left, right, &plane)
     }
 
     /// Grows the subtree of `items` as [`Self::grow`] does (the same nodes)
@@ -206,18 +204,16 @@ pub(crate) fn side(margin: f32, rng: &mut ChaCha8Rng) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use heed::{CommitOrAbort, EnvOpenOptions};
-
     use super::*;
     use crate::distances::Euclidean;
-    use crate::store;
-    use crate::{Database, Writer};
+    use crate::item::Leaf;
+    use crate::vector::UnalignedF32;
 
     /// The nodes of one tree grown over `frozen`, packed or in place.
     fn tree_bytes(frozen: &FrozenItems<'_, Euclidean>, packed: bool) -> (u32, Vec<u8>) {
         let params = GrowParams { context: (), split_after: 7, cancel: &|| false };
         let mut rng = tree_rng(5, 0);
-        let mut nodes = TmpNodes::new(None);
+        let mut nodes = TreeFile::new(None, 10);
         let mut grower = Grower::new(&params, frozen, &mut rng, &mut nodes);
         let mut items: Vec<u32> = (0..frozen.len() as u32).collect();
         let root = match packed {
@@ -227,28 +223,18 @@ mod tests {
                 grower.grow(&mut items).unwrap()
             }
         };
-        (root, nodes.finish().unwrap().read().unwrap())
+        let mut tree = nodes.finish(root).unwrap();
+        (root, tree.chunks.read().unwrap().0)
     }
 
     #[test]
     fn a_packed_copy_grows_the_same_nodes() {
-        let dir = tempfile::tempdir().unwrap();
-        // SAFETY: the environment is opened once, in a fresh directory.
-        let env = unsafe { EnvOpenOptions::new().map_size(16 << 20).open(dir.path()).unwrap() };
-        let db: Database<'static, Euclidean> = env
-            .create_databases_and_commit(env.write_txn().unwrap(), |opener, wtxn| {
-                opener.create_database(wtxn, None).map(CommitOrAbort::<_, ()>::Commit)
-            })
-            .unwrap()
-            .unwrap_commit();
-        let mut wtxn = env.write_txn().unwrap();
-        let writer = Writer::new(db, 3, 5);
-        // Ids with gaps, and vectors with ties, so ids and positions differ.
-        for i in 0..400u32 {
-            let vector = [(i % 13) as f32, (i % 7) as f32, (i / 50) as f32, 1.0, (i % 3) as f32 - 1.0];
-            writer.add_item(&mut wtxn, 3 * i + 1, &vector).unwrap();
-        }
-        let frozen = FrozenItems::<Euclidean>::read(store::raw(db), &wtxn, 3, 5).unwrap();
+        // Slots with gaps, and vectors with ties, so slots and positions differ.
+        let vectors: Vec<[f32; 5]> = (0..400u32)
+            .map(|i| [(i % 13) as f32, (i % 7) as f32, (i / 50) as f32, 1.0, (i % 3) as f32 - 1.0])
+            .collect();
+        let leaves = vectors.iter().map(|v| Leaf { header: (), vector: UnalignedF32::from_slice(v) }).collect();
+        let frozen = FrozenItems::<Euclidean> { slots: (0..400).map(|i| 3 * i + 1).collect(), leaves };
         let in_place = tree_bytes(&frozen, false);
         assert!(in_place.1.len() > 400, "a tree of many nodes");
         assert_eq!(tree_bytes(&frozen, true), in_place);

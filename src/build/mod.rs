@@ -1,43 +1,43 @@
 //! [`Builder`]: the options of a build and the ordered steps that run it.
 //!
-//! 1. Read what changed since the last build ([`MainStep::RetrievingItems`]):
-//!    the `updated` marks, with the leaf each changed item had when the trees
-//!    placed it and the leaf it has now.
-//! 2. Update the trees that are kept, in parallel, each through its own
-//!    nested read transaction ([`MainStep::UpdatingTrees`], see `update.rs`):
-//!    the work follows the paths of the changed items only.
-//! 3. Grow the trees that are missing (all of them on the first build, or
+//! 1. Read the items ([`MainStep::RetrievingItems`]): on a fresh build every
+//!    item, staged or built; on a later one the change marks, each with the
+//!    slot its item was built in, and the read layer in place.
+//! 2. Update the trees that are kept, in parallel ([`MainStep::UpdatingTrees`],
+//!    see `update.rs`): each is written anew into its own temporary file,
+//!    copying what no change reaches.
+//! 3. Grow the trees that are missing (all of them on a fresh build, or
 //!    when `split_after` changes) in parallel, each into its own temporary
 //!    file ([`MainStep::GrowingTrees`]): their top levels together, in
 //!    passes that read each vector once for all of them (see
-//!    `top_levels.rs`), the rest depth first, tree by tree. Nothing is
-//!    written to LMDB until here, and `cancel` is polled at every node (in
-//!    the shared levels, at every level and every 1,024 items).
-//! 4. Delete the metadata, the freed nodes and the change marks
-//!    ([`MainStep::RemovingOldTrees`]), then write every new or changed node
-//!    in one single-threaded pass that gives the final node ids
-//!    ([`MainStep::WritingNodes`]).
-//! 5. Write the metadata and the format version last
-//!    ([`MainStep::WritingMetadata`]).
+//!    `top_levels.rs`), the rest depth first, tree by tree. The slot chunks
+//!    that change are packed into a temporary file too. Nothing is written
+//!    to LMDB until here, and `cancel` is polled at every node (in the
+//!    shared levels, at every level and every 1,024 items).
+//! 4. Delete the metadata, the change marks and the chunks that are
+//!    replaced ([`MainStep::RemovingOldTrees`]), then write the items'
+//!    slots, the slot chunks and the trees ([`MainStep::WritingNodes`]).
+//! 5. Write the metadata last ([`MainStep::WritingMetadata`]).
 //!
-//! A build that fails or is cancelled before step 4 has written nothing; one
-//! that fails during step 4 or 5 leaves the index without metadata in the
+//! A build that fails or is cancelled before step 4 has written nothing
+//! but the index's header (written with its first item anyway); one that
+//! fails during step 4 or 5 leaves the index without metadata in the
 //! transaction, which readers refuse with [`Error::NotBuilt`] rather than
-//! answer from a half-written forest. Either way, aborting the transaction
-//! keeps the last committed index.
+//! answer from a half-written forest, and which the next build rebuilds
+//! from every item. Either way, aborting the transaction keeps the last
+//! committed index.
 
 mod changes;
 mod frozen;
 mod grow;
-mod patch;
+mod slots;
 mod split;
-mod tmp_nodes;
 mod top_levels;
 mod update;
 
 use std::borrow::Cow;
 
-use heed::{RoTxn, RwTxn};
+use heed::{PutFlags, RoTxn, RwTxn};
 use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
 use roaring::RoaringBitmap;
@@ -46,22 +46,18 @@ use tracing::info;
 use self::changes::Changes;
 use self::frozen::FrozenItems;
 use self::grow::{GrowParams, Grower, tree_rng};
-use self::patch::{IdAllocator, NodeRef, NodeWriter, TreePatch, write_patch};
-use self::tmp_nodes::TmpNodes;
-use self::update::{UpdateContext, subtree, update_tree};
+use self::slots::SlotPlan;
+use self::update::{UpdateContext, update_tree};
 use crate::error::Error;
+use crate::item::{ItemEntry, encode_built};
 use crate::key::{Key, NodeMode};
+use crate::layout::{FinishedTree, Layout, MAX_BUCKET, SlotGeometry, SlotTable, Spool, Spooled, TreeFile};
 use crate::metadata::Metadata;
-use crate::node::SPLIT_HEADER_SIZE;
 use crate::progress::{MainStep, SubStep, WriterProgress};
 use crate::store;
 use crate::vector::VectorCodec;
 use crate::writer::Writer;
-use crate::{Distance, Result, version};
-
-/// How many kept trees are updated at once (each holds a nested read
-/// transaction while it is updated).
-const UPDATE_BATCH: usize = 64;
+use crate::{Distance, ItemId, Result};
 
 /// The scratch a tree takes while it grows, per item, in bytes: its item
 /// positions and their slots in the shared levels (4 bytes each), the sign
@@ -76,45 +72,34 @@ pub const MAX_TREES: usize = 4096;
 /// The number of trees a build of an index with the distance `D` grows when
 /// [`Builder::n_trees`] is not set.
 ///
-/// The whole index, items and trees, is sized to fill about 1.5 times the
-/// vectors as stored (`v` bytes each: `4 × dimensions` for `f32`s,
-/// `dimensions / 8` rounded up to whole 8-byte words for bits). An item
-/// takes `item` bytes of LMDB pages: its value and key in a shared page, or
-/// whole overflow pages when it is too large to share one (from about 500
-/// `f32` dimensions with 4 KiB pages). A tree stores each item once in a
-/// bucket (about 5 bytes with the bucket's own overhead) and one split per
-/// bucket, of `split` bytes of pages, and buckets hold about
-/// `0.6 × split_after` items on average. Hence
+/// The whole index is sized to fill about 1.3 times the vectors as stored
+/// (`v` bytes each: `4 × dimensions` for `f32`s, `dimensions / 8` rounded
+/// up to whole 8-byte words for bits). An item takes its slot (its id,
+/// header and vector: `4 + h + v` bytes) and its entry (about 30 bytes of
+/// pages). A tree stores each item's slot once in a bucket (4 bytes) and
+/// one split per bucket (`20 + n` bytes, `n` the normal's size, with the
+/// bucket's own 4), and buckets hold about `0.6 × split_after` items on
+/// average. Hence
 ///
 /// ```text
-/// n_trees = clamp(floor(max(1.5 × v − item, 0.15 × v) / (split / (0.6 × split_after) + 5)), 10, 512)
+/// n_trees = clamp(floor(max(1.3 × v − (34 + h + v), 0.15 × v) / (4 + (24 + n) / (0.6 × split_after))), 10, 512)
 /// ```
 ///
 /// with `split_after` from [`default_split_after`], and a single tree when
 /// every item fits in one bucket (all trees would be the same). The
-/// `0.15 × v` floor serves the sizes whose items alone take (nearly) 1.5
-/// times their vectors, such as 512 or 1,024 `f32` dimensions, whose items
-/// need whole overflow pages: there the index exceeds 1.5×. For `f32`s this
-/// gives 20 trees at 128 dimensions and 26 at 768, where each item already
-/// fills a 4 KiB overflow page (1.33 times its vector); distances over bits
-/// get 10 trees up to 768 dimensions. The count follows the page
-/// arithmetic, so it is not monotonic: 102 trees at 1,000 `f32` dimensions,
-/// whose items leave room in their overflow page, 19 at 1,024, whose items
-/// need two pages. The snapshot test
-/// `default_tree_counts` pins the table; the README has the disk and recall
-/// it gives.
+/// `0.15 × v` floor serves small vectors (bits), whose ids and entries
+/// alone exceed the budget. The snapshot test `default_tree_counts` pins
+/// the table; the README has the disk and recall it gives.
 pub fn default_n_trees<D: Distance>(n_items: u64, dimensions: usize) -> usize {
     let split_after = default_split_after(dimensions);
     if n_items <= split_after as u64 {
         return 1;
     }
-    let vector = D::Codec::size(dimensions);
-    let item = store::entry_bytes(1 + size_of::<D::Header>() + vector);
-    let split = store::entry_bytes(1 + SPLIT_HEADER_SIZE + D::NormalCodec::size(dimensions));
-    let per_tree = split / (0.6 * split_after as f64) + 5.0;
-    // Where the items alone nearly fill the budget (whole overflow pages at
-    // 512 or 1,024 f32 dimensions), the trees still get 0.15 × v.
-    let budget = (1.5 * vector as f64 - item).max(0.15 * vector as f64);
+    let vector = D::Codec::size(dimensions) as f64;
+    let item = 34.0 + size_of::<D::Header>() as f64 + vector;
+    let split = 24.0 + D::NormalCodec::size(dimensions) as f64;
+    let per_tree = 4.0 + split / (0.6 * split_after as f64);
+    let budget = (1.3 * vector - item).max(0.15 * vector);
     ((budget / per_tree).floor() as usize).clamp(10, 512)
 }
 
@@ -216,170 +201,169 @@ impl<'a, D: Distance, R: Rng + SeedableRng> Builder<'a, D, R> {
 
     fn build_unguarded(&mut self, wtxn: &mut RwTxn) -> Result<()> {
         let writer = self.writer;
-        writer.check_dimensions()?;
-        let (db, index, dimensions) = (writer.db, writer.index, writer.dimensions);
-        let previous = writer.built_metadata(wtxn)?;
+        writer.ensure_header(wtxn)?;
+        let previous = store::metadata(writer.db, wtxn, writer.index)?;
         self.check_cancel()?;
         let seed: u64 = self.rng.random();
-
         let split_after = self
             .split_after
             .or(previous.as_ref().map(|metadata| metadata.split_after as usize))
-            .unwrap_or_else(|| default_split_after(dimensions))
-            // Stored metadata could say zero.
-            .max(1);
-        let (built, roots, context) = match previous {
-            Some(metadata) if metadata.split_after as usize == split_after => {
-                (metadata.items, metadata.roots, Some(metadata.context.into_owned()))
-            }
-            _ => (RoaringBitmap::new(), Vec::new(), None),
-        };
+            .unwrap_or_else(|| default_split_after(writer.dimensions))
+            // Stored metadata could say zero, or more than a bucket holds.
+            .clamp(1, MAX_BUCKET);
 
         self.step(MainStep::RetrievingItems, None)?;
-        let plan = self.plan(wtxn, &built, &roots, context, split_after, seed)?;
-
-        self.step(MainStep::RemovingOldTrees, None)?;
-        db.delete(wtxn, &Key::version(index))?;
-        db.delete(wtxn, &Key::metadata(index))?;
-        let mut ids = if plan.fresh {
-            store::delete_mode(db, wtxn, index, NodeMode::Tree)?;
-            IdAllocator::new(&RoaringBitmap::new(), 0)
-        } else {
-            let mut freed = plan.dropped;
-            for patch in plan.updated.iter().flatten() {
-                freed |= &patch.freed;
+        let rtxn: &RoTxn = wtxn;
+        let output = match previous {
+            Some(built) if built.split_after as usize == split_after && !built.roots.is_empty() => {
+                self.plan_update(rtxn, &built, split_after, seed)?
             }
-            for id in &freed {
-                db.delete(wtxn, &Key::tree(index, id))?;
-            }
-            IdAllocator::new(&freed, plan.next_id)
+            previous => self.plan_fresh(rtxn, previous.map(|built| built.n_slots), split_after, seed)?,
         };
-        store::delete_mode(db, wtxn, index, NodeMode::Updated)?;
+        self.write(wtxn, output)
+    }
 
-        let total = (plan.updated.len() + plan.grown.len()) as u64;
-        let mut nodes = NodeWriter::new();
-        let mut new_roots = Vec::with_capacity(total as usize);
-        for (root, patch) in plan.kept.iter().zip(plan.updated) {
-            self.step(MainStep::WritingNodes, Some(SubStep { unit: "trees", done: new_roots.len() as u64, total }))?;
-            new_roots.push(match patch {
-                Some(patch) => write_patch::<D>(db, wtxn, index, patch, &mut ids, &mut nodes)?,
-                None => *root,
-            });
+    /// Steps 1 to 3 of a build that grows every tree over every item, each
+    /// put in the slot of its rank.
+    fn plan_fresh(&self, rtxn: &RoTxn, n_slots: Option<u32>, split_after: usize, seed: u64) -> Result<Output> {
+        let writer = self.writer;
+        let (db, index, dimensions) = (writer.db, writer.index, writer.dimensions);
+        let old = SlotTable::<D>::open(db, rtxn, index, dimensions, n_slots)?;
+        let mut items = Vec::new();
+        for entry in store::iter_mode(db, rtxn, index, NodeMode::Item)? {
+            let (key, bytes) = entry?;
+            let leaf = match store::decode_item::<D>(key, bytes, dimensions)? {
+                ItemEntry::Staged(leaf) => leaf,
+                ItemEntry::Built(slot) if slot < old.len() && old.id(slot) == key.id => old.leaf(slot),
+                ItemEntry::Built(slot) => return Err(Error::corrupted(key, format!("slot {slot} holds another item"))),
+            };
+            items.push((key.id, leaf));
         }
-        for patch in plan.grown {
-            self.step(MainStep::WritingNodes, Some(SubStep { unit: "trees", done: new_roots.len() as u64, total }))?;
-            new_roots.push(write_patch::<D>(db, wtxn, index, patch, &mut ids, &mut nodes)?);
+        let ids = RoaringBitmap::from_sorted_iter(items.iter().map(|&(id, _)| id))
+            .map_err(|_| Error::corrupted(Key::item(index, 0), "item keys out of order"))?;
+        let plan = SlotPlan::<D>::fresh(index, items)?;
+        let frozen = FrozenItems { slots: (0..plan.n_slots).collect(), leaves: plan.leaves() };
+        let n_trees = self.n_trees.unwrap_or_else(|| default_n_trees::<D>(frozen.len() as u64, dimensions));
+        info!(index, items = frozen.len(), n_trees, "building every tree");
+        let context = D::context(frozen.leaves.iter().copied());
+        let params = GrowParams { context, split_after, cancel: &*self.cancel };
+        self.step(MainStep::UpdatingTrees, Some(SubStep { unit: "trees", done: 0, total: 0 }))?;
+        let trees = self.grow_trees(&params, &frozen, seed, 0, n_trees)?;
+        let slots = self.spool_slots(&plan)?;
+        let metadata = Metadata {
+            split_after: split_after as u32,
+            roots: trees.iter().map(|tree| tree.root).collect(),
+            n_slots: plan.n_slots,
+            context: Cow::Owned(bytemuck::bytes_of(&context).to_vec()),
+            items: ids,
+            free: RoaringBitmap::new(),
+        };
+        Ok(Output { fresh: true, trees: Some(trees), slots, directory: plan.directory(), metadata })
+    }
+
+    /// Steps 1 to 3 of a build over a built index: the kept trees updated,
+    /// the missing ones grown, new vectors put in free or new slots.
+    fn plan_update(&self, rtxn: &RoTxn, built: &Metadata, split_after: usize, seed: u64) -> Result<Output> {
+        let writer = self.writer;
+        let (db, index, dimensions) = (writer.db, writer.index, writer.dimensions);
+        let changes = Changes::<D>::read(db, rtxn, index, dimensions, built)?;
+        let n_trees = self.n_trees.unwrap_or_else(|| default_n_trees::<D>(changes.items.len(), dimensions));
+        let kept = built.roots.len().min(n_trees);
+        let n_grown = n_trees - kept;
+        info!(index, items = changes.items.len(), kept, n_grown, "updating");
+        let context: D::Context = bytemuck::try_pod_read_unaligned(&built.context)
+            .map_err(|_| Error::corrupted(Key::metadata(index), "the build context does not decode"))?;
+        let mut metadata = built.to_static();
+        if changes.is_empty() && n_grown == 0 && kept == built.roots.len() {
+            return Ok(Output { fresh: false, trees: None, slots: None, directory: Vec::new(), metadata });
+        }
+
+        let layout = Layout::<D>::open(db, rtxn, index, dimensions, built.n_slots, &built.roots)?;
+        let plan = SlotPlan::update(index, &layout.slots, built, &changes)?;
+        let params = GrowParams { context, split_after, cancel: &*self.cancel };
+        let cx = UpdateContext {
+            params: &params,
+            plan: &plan,
+            removed: &changes.removed,
+            inserted: plan.assigned.iter().map(|&(slot, _, leaf)| (slot, leaf)).collect(),
+            index,
+            normal: layout.normal,
+            tmpdir: writer.tmpdir.as_deref(),
+        };
+        // The oldest trees are dropped when fewer are asked for.
+        let old = &layout.trees[built.roots.len() - kept..];
+        let total = old.len() as u64;
+        self.step(MainStep::UpdatingTrees, Some(SubStep { unit: "trees", done: 0, total }))?;
+        let mut trees: Vec<FinishedTree> = old
+            .par_iter()
+            .enumerate()
+            .map(|(tree, view)| {
+                update_tree(&cx, view, built.roots.len() - kept + tree, &mut tree_rng(seed, tree as u64))
+            })
+            .collect::<Result<_>>()?;
+        self.step(MainStep::UpdatingTrees, Some(SubStep { unit: "trees", done: total, total }))?;
+        if n_grown > 0 {
+            let frozen = FrozenItems::of_slots(plan.live(), |slot| plan.leaf(slot))?;
+            trees.extend(self.grow_trees(&params, &frozen, seed, kept, n_grown)?);
+        }
+        let slots = self.spool_slots(&plan)?;
+        metadata.roots = trees.iter().map(|tree| tree.root).collect();
+        metadata.n_slots = plan.n_slots;
+        metadata.free = plan.free.clone();
+        metadata.items = changes.items;
+        Ok(Output { fresh: false, trees: Some(trees), slots, directory: plan.directory(), metadata })
+    }
+
+    /// Packs the slot chunks `plan` changes into a temporary file.
+    fn spool_slots(&self, plan: &SlotPlan<'_, '_, D>) -> Result<Option<SpooledChunks>> {
+        if plan.assigned.is_empty() {
+            return Ok(None);
+        }
+        let mut spool = Spool::new(self.writer.tmpdir.as_deref());
+        let chunks = plan.spool_chunks(SlotGeometry::of::<D>(self.writer.dimensions), &mut spool)?;
+        Ok(Some(SpooledChunks { chunks, values: spool.finish()? }))
+    }
+
+    /// Steps 4 and 5: everything that writes.
+    fn write(&self, wtxn: &mut RwTxn, output: Output) -> Result<()> {
+        let (db, index) = (self.writer.db, self.writer.index);
+        let Output { fresh, trees, slots, directory, metadata } = output;
+        self.step(MainStep::RemovingOldTrees, None)?;
+        db.delete(wtxn, &Key::metadata(index))?;
+        store::delete_mode(db, wtxn, index, NodeMode::Updated)?;
+        if fresh {
+            for mode in [NodeMode::Item, NodeMode::Slots, NodeMode::Tree] {
+                store::delete_mode(db, wtxn, index, mode)?;
+            }
+        } else if trees.is_some() {
+            store::delete_mode(db, wtxn, index, NodeMode::Tree)?;
+        }
+
+        let total = directory.len() as u64;
+        self.step(MainStep::WritingNodes, Some(SubStep { unit: "items", done: 0, total }))?;
+        let append = match directory.first() {
+            Some(&(item, _)) => store::is_past_the_end(db, wtxn, Key::item(index, item))?,
+            None => false,
+        };
+        let flags = if append { PutFlags::APPEND } else { PutFlags::empty() };
+        for &(item, slot) in &directory {
+            db.put_with_flags(wtxn, flags, &Key::item(index, item), &encode_built(slot))?;
+        }
+        if let Some(SpooledChunks { chunks, values }) = slots {
+            values.write(db, wtxn, |i| Key::slots(index, chunks[i]))?;
+        }
+        let trees = trees.unwrap_or_default();
+        let total = trees.len() as u64;
+        for (tree, finished) in trees.into_iter().enumerate() {
+            self.step(MainStep::WritingNodes, Some(SubStep { unit: "trees", done: tree as u64, total }))?;
+            finished.write(db, wtxn, index, tree as u32)?;
         }
 
         self.step(MainStep::WritingMetadata, None)?;
-        let metadata = Metadata {
-            // Checked by `check_dimensions` above.
-            dimensions: dimensions as u32,
-            split_after: u32::try_from(split_after).unwrap_or(u32::MAX),
-            roots: new_roots,
-            distance: Cow::Borrowed(D::NAME),
-            context: Cow::Borrowed(bytemuck::bytes_of(&plan.context)),
-            items: plan.items,
-        };
         let mut bytes = Vec::new();
         metadata.encode_into(&mut bytes);
         db.put(wtxn, &Key::metadata(index), &bytes)?;
-        db.put(wtxn, &Key::version(index), &version::encode())?;
         Ok(())
-    }
-
-    /// Steps 1 to 3: everything that only reads the transaction.
-    fn plan(
-        &self,
-        wtxn: &RwTxn,
-        built: &RoaringBitmap,
-        roots: &[u32],
-        context: Option<Vec<u8>>,
-        split_after: usize,
-        seed: u64,
-    ) -> Result<Plan<D>> {
-        let writer = self.writer;
-        let (db, index, dimensions) = (writer.db, writer.index, writer.dimensions);
-        let rtxn: &RoTxn = wtxn;
-        // Without trees to keep, the forest grows over every stored item and
-        // the marks are not needed: every tree is new.
-        let fresh = roots.is_empty();
-        let everything = match fresh {
-            true => Some(FrozenItems::<D>::read(db, rtxn, index, dimensions)?),
-            false => None,
-        };
-        let changes = match everything {
-            Some(_) => Changes::none(),
-            None => Changes::<D>::read(db, rtxn, index, dimensions, built)?,
-        };
-        let n_items = everything.as_ref().map_or(changes.items.len(), |frozen| frozen.len() as u64);
-        let n_trees = self.n_trees.unwrap_or_else(|| default_n_trees::<D>(n_items, dimensions));
-        // Never empty unless `roots` is: `n_trees` is at least one.
-        let kept = &roots[roots.len().saturating_sub(n_trees)..];
-        let n_grown = n_trees - kept.len();
-        info!(index, items = n_items, changed = changes.updated.len(), kept = kept.len(), n_grown, "building");
-
-        let frozen = match (everything, n_grown) {
-            (Some(frozen), _) => Some(frozen),
-            (None, 0) => None,
-            (None, _) => Some(FrozenItems::<D>::read(db, rtxn, index, dimensions)?),
-        };
-        let context = match (&frozen, context) {
-            (Some(frozen), _) if fresh => D::context(frozen.leaves.iter().copied()),
-            (_, Some(bytes)) => bytemuck::try_pod_read_unaligned(&bytes)
-                .map_err(|_| Error::corrupted(Key::metadata(index), "the build context does not decode"))?,
-            (_, None) => return Err(Error::corrupted(Key::metadata(index), "the build context is missing")),
-        };
-        let params = GrowParams { context, split_after, cancel: &*self.cancel };
-
-        self.step(MainStep::UpdatingTrees, Some(SubStep { unit: "trees", done: 0, total: kept.len() as u64 }))?;
-        let node_limit = 2 * (built.len() + changes.inserted.len() as u64) + 1;
-        let cx = UpdateContext {
-            params: &params,
-            changes: &changes,
-            db,
-            index,
-            dimensions,
-            tmpdir: writer.tmpdir.as_deref(),
-            seed,
-            node_limit,
-        };
-        let mut updated = Vec::with_capacity(kept.len());
-        if changes.is_empty() {
-            updated.resize_with(kept.len(), || None);
-        } else {
-            for (batch, roots) in kept.chunks(UPDATE_BATCH).enumerate() {
-                let txns = roots.iter().map(|_| wtxn.nested_read_txn()).collect::<heed::Result<Vec<_>>>()?;
-                let first = (batch * UPDATE_BATCH) as u64;
-                let patches: Vec<TreePatch> = roots
-                    .par_iter()
-                    .zip(txns)
-                    .enumerate()
-                    .map(|(i, (&root, rtxn))| update_tree(&cx, &rtxn, root, first + i as u64))
-                    .collect::<Result<_>>()?;
-                updated.extend(patches.into_iter().map(Some));
-                let done = updated.len() as u64;
-                self.step(MainStep::UpdatingTrees, Some(SubStep { unit: "trees", done, total: kept.len() as u64 }))?;
-            }
-        }
-
-        let grown = match &frozen {
-            Some(frozen) => self.grow_trees(&params, frozen, seed, kept.len(), n_grown)?,
-            None => Vec::new(),
-        };
-        let mut dropped = RoaringBitmap::new();
-        if !fresh {
-            for &root in &roots[..roots.len() - kept.len()] {
-                dropped.extend(subtree::<D>(db, rtxn, index, root, node_limit)?.1);
-            }
-        }
-        let next_id = store::last_id(db, rtxn, index, NodeMode::Tree)?.map_or(0, |id| u64::from(id) + 1);
-        let items = match &frozen {
-            Some(frozen) if fresh => RoaringBitmap::from_sorted_iter(frozen.ids.iter().copied())
-                .map_err(|_| Error::corrupted(Key::item(index, 0), "item keys out of order"))?,
-            _ => changes.items,
-        };
-        Ok(Plan { fresh, kept: kept.to_vec(), updated, grown, dropped, next_id, items, context })
     }
 
     /// Grows `n_trees` new trees, numbered from `first`, in parallel.
@@ -390,7 +374,7 @@ impl<'a, D: Distance, R: Rng + SeedableRng> Builder<'a, D, R> {
         seed: u64,
         first: usize,
         n_trees: usize,
-    ) -> Result<Vec<TreePatch>> {
+    ) -> Result<Vec<FinishedTree>> {
         self.step(MainStep::GrowingTrees, Some(SubStep { unit: "trees", done: 0, total: n_trees as u64 }))?;
         let per_tree = frozen.len().saturating_mul(SCRATCH_PER_ITEM_AND_TREE).max(1);
         let memory = self
@@ -398,14 +382,17 @@ impl<'a, D: Distance, R: Rng + SeedableRng> Builder<'a, D, R> {
             .unwrap_or_else(|| frozen.len().saturating_mul(frozen.vector_bytes()).max(DEFAULT_SCRATCH_FLOOR));
         let batch = (memory / per_tree).clamp(1, n_trees.max(1));
         let tmpdir = self.writer.tmpdir.as_deref();
+        let normal = D::NormalCodec::size(self.writer.dimensions);
         let mut trees = Vec::with_capacity(n_trees);
         let numbers: Vec<u64> = (first as u64..(first + n_trees) as u64).collect();
         for chunk in numbers.chunks(batch) {
             let mut rngs: Vec<_> = chunk.iter().map(|&tree| tree_rng(seed, tree)).collect();
-            let mut nodes: Vec<TmpNodes> = chunk.iter().map(|_| TmpNodes::new(tmpdir)).collect();
-            let growers = rngs.iter_mut().zip(&mut nodes).map(|(rng, nodes)| Grower::new(params, frozen, rng, nodes));
+            let mut files: Vec<TreeFile> = chunk.iter().map(|_| TreeFile::new(tmpdir, normal)).collect();
+            let growers = rngs.iter_mut().zip(&mut files).map(|(rng, file)| Grower::new(params, frozen, rng, file));
             let roots = top_levels::grow_trees(params, frozen, growers.collect())?;
-            trees.extend(roots.into_iter().zip(nodes).map(|(root, nodes)| TreePatch::new(NodeRef::New(root), nodes)));
+            for (root, file) in roots.into_iter().zip(files) {
+                trees.push(file.finish(root)?);
+            }
             let done = trees.len() as u64;
             self.step(MainStep::GrowingTrees, Some(SubStep { unit: "trees", done, total: n_trees as u64 }))?;
         }
@@ -427,20 +414,22 @@ fn catch_panics<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
 }
 
 /// What a build will write, decided while only reading.
-struct Plan<D: Distance> {
-    /// No tree is kept: the tree range is cleared and ids start at 0.
+struct Output {
+    /// Every item gets a new slot: the write layer's items and the whole
+    /// read layer are replaced.
     fresh: bool,
-    /// The roots of the kept trees, oldest first.
-    kept: Vec<u32>,
-    /// The patch of each kept tree, `None` when no change touched it.
-    updated: Vec<Option<TreePatch>>,
-    /// The new trees.
-    grown: Vec<TreePatch>,
-    /// The nodes of the trees dropped.
-    dropped: RoaringBitmap,
-    /// The first node id never used.
-    next_id: u64,
-    /// The items after the build.
-    items: RoaringBitmap,
-    context: D::Context,
+    /// Every tree, in order; `None` when the trees stay as they are.
+    trees: Option<Vec<FinishedTree>>,
+    /// The slot chunks to write.
+    slots: Option<SpooledChunks>,
+    /// The slot of every item the build puts in one, in id order.
+    directory: Vec<(ItemId, u32)>,
+    /// The metadata after the build.
+    metadata: Metadata<'static>,
+}
+
+/// Slot chunks in a temporary file, and their numbers.
+struct SpooledChunks {
+    chunks: Vec<u32>,
+    values: Spooled,
 }

@@ -9,8 +9,8 @@
 use rand::Rng;
 
 use crate::Distance;
+use crate::item::Leaf;
 use crate::kernels;
-use crate::node::Leaf;
 use crate::vector::UnalignedF32;
 
 /// How many items two-means draws per split.

@@ -22,7 +22,6 @@ use super::frozen::FrozenItems;
 use super::grow::{GrowParams, Grower, PACKED_BYTES, Plane};
 use crate::distance::Normal;
 use crate::error::Error;
-use crate::node::{Node, SplitPlaneNormal};
 use crate::vector::VectorCodec;
 use crate::{Distance, Result};
 
@@ -51,8 +50,6 @@ struct TopSplit<D: Distance> {
     plane: Plane<D>,
     left: Child,
     right: Child,
-    left_count: u32,
-    right_count: u32,
 }
 
 /// A node of the current level, to split in the coming pass.
@@ -92,7 +89,7 @@ struct TopTree<'g, 'f, 't, D: Distance> {
 }
 
 /// Grows a tree per grower over every item of `frozen`, splitting the
-/// large nodes of all of them in shared passes; returns the local id of
+/// large nodes of all of them in shared passes; returns the address of
 /// each root.
 pub(crate) fn grow_trees<D: Distance>(
     params: &GrowParams<'_, D>,
@@ -201,8 +198,7 @@ impl<D: Distance> TopTree<'_, '_, '_, D> {
             let mid = node.range.start + n_left;
             let left = self.child(node.range.start..mid, first_next);
             let right = self.child(mid..node.range.end, first_next);
-            let (left_count, right_count) = (n_left as u32, (node.range.len() - n_left) as u32);
-            self.tops.push(TopSplit { plane, left, right, left_count, right_count });
+            self.tops.push(TopSplit { plane, left, right });
         }
     }
 
@@ -227,7 +223,7 @@ impl<D: Distance> TopTree<'_, '_, '_, D> {
     }
 
     /// Grows the nodes left below the shared levels, then writes the
-    /// shared splits over them; returns the local id of the root.
+    /// shared splits over them; returns the address of the root.
     fn finish(mut self) -> Result<u32> {
         let mut below = Vec::with_capacity(self.below.len());
         for range in std::mem::take(&mut self.below) {
@@ -240,16 +236,12 @@ impl<D: Distance> TopTree<'_, '_, '_, D> {
         }
     }
 
-    /// Writes the shared split `top` after its children; returns its id.
+    /// Writes the shared split `top` after its children; returns its address.
     fn write_top(&mut self, top: usize, below: &[u32]) -> Result<u32> {
         let (left, right) = (self.tops[top].left, self.tops[top].right);
         let left = self.child_id(left, below)?;
         let right = self.child_id(right, below)?;
-        let split = &self.tops[top];
-        let (normal, offset) = view::<D>(&split.plane);
-        let (left_count, right_count) = (split.left_count, split.right_count);
-        let node = SplitPlaneNormal { left, right, left_count, right_count, offset, normal };
-        self.grower.push(&Node::SplitPlaneNormal(node))
+        self.grower.push_split(left, right, &self.tops[top].plane)
     }
 
     fn child_id(&mut self, child: Child, below: &[u32]) -> Result<u32> {

@@ -1,244 +1,266 @@
-//! Updating an existing tree in place for the changes since the last build.
+//! Updating a tree for the changes since the last build.
 //!
-//! Removed items descend with the leaf the tree placed them with, inserted
-//! items with their current leaf, so only the paths they take are read. On
-//! the way back up:
+//! The tree is read once, in address order, which gives each node its item
+//! count and each removed slot its bucket (no removed item is found by
+//! descending with its vector, so no rounding can lose it). New vectors
+//! descend from the root. The tree is then written anew, in post-order:
+//! - a subtree no change reaches is copied as it is;
 //! - a bucket that grows past `split_after` is grown into a subtree;
 //! - a split whose two sides together hold at most `split_after` items
-//!   collapses into one bucket;
-//! - a split whose larger side holds more than 95% of its items is regrown
-//!   from its items;
-//! - any other touched split is rewritten with its new counts and children.
-//!
-//! Where a removed item lies exactly on a plane, or under a random split, it
-//! descends both sides. Every removed item must be found: the descent uses
-//! the same bytes, the same kernels and the same build context as the growth
-//! that placed it, so a miss means the tree is corrupted.
+//!   becomes one bucket;
+//! - a split whose larger side would hold more than 95% of its items is
+//!   regrown from its items;
+//! - any other split is kept, over its updated children.
 
 use std::path::Path;
 
-use heed::RoTxn;
 use rand_chacha::ChaCha8Rng;
 use roaring::RoaringBitmap;
 
-use super::changes::Changes;
 use super::frozen::FrozenItems;
-use super::grow::{GrowParams, grow, side, tree_rng};
-use super::patch::{NodeRef, Rewrite, TreePatch};
-use super::tmp_nodes::TmpNodes;
+use super::grow::{GrowParams, grow, side};
+use super::slots::SlotPlan;
 use crate::error::Error;
+use crate::item::Leaf;
 use crate::key::Key;
-use crate::node::Node;
-use crate::store::{self, RawDatabase};
+use crate::layout::{FinishedTree, NodeView, TreeFile, TreeView, node_error, node_key};
+use crate::vector::VectorCodec;
 use crate::{Distance, Result};
 
-/// Deeper recursion than this means a corrupted (cyclic) tree.
+/// Deeper recursion than this means a corrupted tree.
 const MAX_DEPTH: usize = 2048;
+/// No parent: the root, or a node no split points to.
+const NO_PARENT: u32 = u32::MAX;
 
 /// What the updates of every tree share.
-pub(crate) struct UpdateContext<'a, 't, D: Distance> {
+pub(crate) struct UpdateContext<'a, 't, 'o, D: Distance> {
     pub params: &'a GrowParams<'a, D>,
-    pub changes: &'a Changes<'t, D>,
-    pub db: RawDatabase,
+    pub plan: &'a SlotPlan<'t, 'o, D>,
+    /// The slots that leave the trees.
+    pub removed: &'a RoaringBitmap,
+    /// The slots that enter the trees, with their leaves.
+    pub inserted: Vec<(u32, Leaf<'t, D>)>,
     pub index: u16,
-    pub dimensions: usize,
+    pub normal: usize,
     pub tmpdir: Option<&'a Path>,
-    pub seed: u64,
-    /// An upper bound on the nodes of one tree, for bounded walks.
-    pub node_limit: u64,
 }
 
-/// Applies the changes to the tree rooted at `root`, reading it through
-/// `rtxn`; `tree` numbers its random stream.
+/// Writes tree number `tree` (`old` updated) into a new tree file; `rng`
+/// breaks its ties and draws its new planes.
 pub(crate) fn update_tree<D: Distance>(
-    cx: &UpdateContext<'_, '_, D>,
-    rtxn: &RoTxn,
-    root: u32,
-    tree: u64,
-) -> Result<TreePatch> {
-    let patch = TreePatch::new(NodeRef::Existing(root), TmpNodes::new(cx.tmpdir));
-    let mut updater = Updater { cx, rtxn, rng: tree_rng(cx.seed, tree), patch, found: RoaringBitmap::new() };
-    let removed: Vec<u32> = (0..cx.changes.removed.len() as u32).collect();
-    let inserted: Vec<u32> = (0..cx.changes.inserted.len() as u32).collect();
-    let outcome = updater.update(root, &removed, &inserted, 0)?;
-    updater.patch.root = outcome.node;
-    for (item, _) in &cx.changes.removed {
-        if !updater.found.contains(*item) {
-            let reason = format!("item {item} is not where its vector leads in this tree");
-            return Err(Error::corrupted(Key::tree(cx.index, root), reason));
+    cx: &UpdateContext<'_, '_, '_, D>,
+    old: &TreeView<'_>,
+    tree: usize,
+    rng: &mut ChaCha8Rng,
+) -> Result<FinishedTree> {
+    let error = |e| node_error(cx.index, tree, e);
+    let nodes: Vec<(u32, NodeView)> = old.nodes(cx.normal).collect::<Result<_, _>>().map_err(error)?;
+    let position = |addr: u32| -> Result<usize> {
+        nodes
+            .binary_search_by_key(&addr, |&(addr, _)| addr)
+            .map_err(|_| Error::corrupted(node_key(cx.index, tree, addr), format!("no node starts at address {addr}")))
+    };
+
+    // Counts, parents, and the bucket of every removed slot.
+    let mut counts = vec![0u64; nodes.len()];
+    let mut parents = vec![NO_PARENT; nodes.len()];
+    let mut changes: Vec<(Vec<u32>, Vec<u32>)> = Vec::new();
+    let mut changed: Vec<u32> = vec![u32::MAX; nodes.len()];
+    let mut found = 0;
+    for (i, (_, node)) in nodes.iter().enumerate() {
+        match node {
+            NodeView::Bucket(slots) => {
+                counts[i] = slots.len() as u64;
+                for slot in slots.iter().filter(|&slot| cx.removed.contains(slot)) {
+                    change_at(&mut changed, &mut changes, i).0.push(slot);
+                    found += 1;
+                }
+            }
+            NodeView::Split { left, right, .. } | NodeView::Random { left, right } => {
+                let (left, right) = (position(*left)?, position(*right)?);
+                counts[i] = counts[left] + counts[right];
+                parents[left] = i as u32;
+                parents[right] = i as u32;
+            }
         }
     }
-    Ok(updater.patch)
+    let root = position(old.root)?;
+    if found != cx.removed.len() {
+        let reason = format!("the tree holds {found} of the {} slots to remove", cx.removed.len());
+        return Err(Error::corrupted(Key::tree(cx.index, tree as u32, 0), reason));
+    }
+
+    // New vectors descend from the root (addresses decrease on the way:
+    // the descent ends).
+    for &(slot, leaf) in &cx.inserted {
+        let mut at = root;
+        loop {
+            let (left, right, margin) = match nodes[at].1 {
+                NodeView::Bucket(_) => break,
+                NodeView::Split { left, right, offset, normal } => {
+                    let normal = D::NormalCodec::view(normal)
+                        .map_err(|e| Error::corrupted(node_key(cx.index, tree, nodes[at].0), e))?;
+                    (left, right, D::item_margin(normal, offset, &leaf, cx.params.context))
+                }
+                NodeView::Random { left, right } => (left, right, 0.0),
+            };
+            at = position(if side(margin, rng) { right } else { left })?;
+        }
+        change_at(&mut changed, &mut changes, at).1.push(slot);
+    }
+
+    // The new counts, and which nodes a change reaches.
+    let mut touched = vec![false; nodes.len()];
+    for (i, &change) in changed.iter().enumerate() {
+        if change == u32::MAX {
+            continue;
+        }
+        let (removed, inserted) = &changes[change as usize];
+        let mut at = i as u32;
+        while at != NO_PARENT {
+            let node = at as usize;
+            counts[node] = counts[node] + inserted.len() as u64 - removed.len() as u64;
+            touched[node] = true;
+            at = parents[node];
+        }
+    }
+
+    let mut writer = Rewriter {
+        cx,
+        tree,
+        nodes: &nodes,
+        position: &position,
+        counts: &counts,
+        touched: &touched,
+        changed: &changed,
+        changes: &changes,
+        rng,
+        file: TreeFile::new(cx.tmpdir, cx.normal),
+        scratch: Vec::new(),
+    };
+    let root = writer.emit(root, 0)?;
+    writer.file.finish(root)
 }
 
-/// A subtree after the update: its root and how many items it holds.
-struct Outcome {
-    node: NodeRef,
-    count: u64,
+/// The removed and inserted slots of node `i`, created on first use.
+fn change_at<'c>(
+    changed: &mut [u32],
+    changes: &'c mut Vec<(Vec<u32>, Vec<u32>)>,
+    i: usize,
+) -> &'c mut (Vec<u32>, Vec<u32>) {
+    if changed[i] == u32::MAX {
+        changed[i] = changes.len() as u32;
+        changes.push((Vec::new(), Vec::new()));
+    }
+    &mut changes[changed[i] as usize]
 }
 
-struct Updater<'u, 'a, 't, D: Distance> {
-    cx: &'u UpdateContext<'a, 't, D>,
-    rtxn: &'u RoTxn<'u>,
-    rng: ChaCha8Rng,
-    patch: TreePatch,
-    /// The removed items found in a bucket so far.
-    found: RoaringBitmap,
+/// Writes the updated tree.
+struct Rewriter<'w, 'a, 't, 'o, 'n, D: Distance> {
+    cx: &'w UpdateContext<'a, 't, 'o, D>,
+    tree: usize,
+    nodes: &'w [(u32, NodeView<'n>)],
+    position: &'w dyn Fn(u32) -> Result<usize>,
+    counts: &'w [u64],
+    touched: &'w [bool],
+    changed: &'w [u32],
+    changes: &'w [(Vec<u32>, Vec<u32>)],
+    rng: &'w mut ChaCha8Rng,
+    file: TreeFile,
+    scratch: Vec<u32>,
 }
 
-impl<D: Distance> Updater<'_, '_, '_, D> {
-    /// Updates the subtree at `id` for the removed and inserted items routed
-    /// to it (positions in `changes.removed` and `changes.inserted`).
-    fn update(&mut self, id: u32, removed: &[u32], inserted: &[u32], depth: usize) -> Result<Outcome> {
-        let cx = self.cx;
-        cx.params.check_cancel()?;
-        let key = Key::tree(cx.index, id);
+impl<D: Distance> Rewriter<'_, '_, '_, '_, '_, D> {
+    fn too_deep(&self, depth: usize) -> Result<()> {
         if depth > MAX_DEPTH {
+            let key = Key::tree(self.cx.index, self.tree as u32, 0);
             return Err(Error::corrupted(key, "the tree is deeper than any valid tree"));
         }
-        match store::tree_node::<D>(cx.db, self.rtxn, cx.index, id)? {
-            Node::Descendants(bucket) => {
-                let mut items = bucket.items.into_owned();
-                let changed = self.apply(&mut items, removed, inserted);
-                if items.len() > cx.params.split_after as u64 {
-                    self.patch.free(id);
-                    let root = self.grow(&items)?;
-                    return Ok(Outcome { node: NodeRef::New(root), count: items.len() });
-                }
-                let count = items.len();
-                if changed {
-                    self.patch.rewrites.insert(id, Rewrite::Bucket(items));
-                }
-                Ok(Outcome { node: NodeRef::Existing(id), count })
-            }
-            Node::SplitPlaneNormal(split) => {
-                let context = cx.params.context;
-                let random = split.is_random();
-                let (mut left_removed, mut right_removed) = (Vec::new(), Vec::new());
-                for &r in removed {
-                    let leaf = &cx.changes.removed[r as usize].1;
-                    let margin = if random { 0.0 } else { D::item_margin(split.normal, split.offset, leaf, context) };
-                    if margin <= 0.0 {
-                        left_removed.push(r);
-                    }
-                    if margin >= 0.0 {
-                        right_removed.push(r);
-                    }
-                }
-                let (mut left_inserted, mut right_inserted) = (Vec::new(), Vec::new());
-                for &i in inserted {
-                    let leaf = &cx.changes.inserted[i as usize].1;
-                    let margin = if random { 0.0 } else { D::item_margin(split.normal, split.offset, leaf, context) };
-                    if side(margin, &mut self.rng) { right_inserted.push(i) } else { left_inserted.push(i) }
-                }
-                let left = self.child(split.left, split.left_count, &left_removed, &left_inserted, depth)?;
-                let right = self.child(split.right, split.right_count, &right_removed, &right_inserted, depth)?;
+        Ok(())
+    }
 
-                if left.count + right.count <= cx.params.split_after as u64 {
-                    let (mut items, nodes) = self.gather(id)?;
-                    self.apply(&mut items, removed, inserted);
-                    for node in nodes.into_iter().filter(|&node| node != id) {
-                        self.patch.free(node);
-                    }
-                    let count = items.len();
-                    self.patch.rewrites.insert(id, Rewrite::Bucket(items));
-                    return Ok(Outcome { node: NodeRef::Existing(id), count });
-                }
-                if cx.params.unbalanced(left.count, right.count) {
-                    let (mut items, nodes) = self.gather(id)?;
-                    self.apply(&mut items, removed, inserted);
-                    for node in nodes {
-                        self.patch.free(node);
-                    }
-                    let root = self.grow(&items)?;
-                    return Ok(Outcome { node: NodeRef::New(root), count: items.len() });
-                }
-                let count = left.count + right.count;
-                let unchanged = left.node == NodeRef::Existing(split.left)
-                    && right.node == NodeRef::Existing(split.right)
-                    && left.count == u64::from(split.left_count)
-                    && right.count == u64::from(split.right_count);
-                if !unchanged {
-                    let rewrite = Rewrite::Split {
-                        left: left.node,
-                        right: right.node,
-                        left_count: left.count as u32,
-                        right_count: right.count as u32,
-                        offset: split.offset,
-                        normal: split.normal_bytes().to_vec(),
+    /// Writes the updated subtree of node `i`; returns its new address.
+    fn emit(&mut self, i: usize, depth: usize) -> Result<u32> {
+        self.too_deep(depth)?;
+        self.cx.params.check_cancel()?;
+        let (_, node) = self.nodes[i];
+        if !self.touched[i] {
+            return self.copy(i, depth);
+        }
+        let split_after = self.cx.params.split_after as u64;
+        match node {
+            NodeView::Bucket(_) => {
+                let mut slots = Vec::new();
+                self.gather(i, &mut slots, depth)?;
+                if slots.len() as u64 > split_after { self.grow(&slots) } else { self.file.push_bucket(&mut slots) }
+            }
+            NodeView::Split { left, right, .. } | NodeView::Random { left, right } => {
+                let (left, right) = ((self.position)(left)?, (self.position)(right)?);
+                let (n_left, n_right) = (self.counts[left], self.counts[right]);
+                if n_left + n_right <= split_after || self.cx.params.unbalanced(n_left, n_right) {
+                    let mut slots = Vec::new();
+                    self.gather(i, &mut slots, depth)?;
+                    return match slots.len() as u64 <= split_after {
+                        true => self.file.push_bucket(&mut slots),
+                        false => self.grow(&slots),
                     };
-                    self.patch.rewrites.insert(id, rewrite);
                 }
-                Ok(Outcome { node: NodeRef::Existing(id), count })
-            }
-            Node::Leaf(_) => Err(Error::corrupted(key, "a tree node holds a vector")),
-        }
-    }
-
-    /// Updates a child, or takes it as it is when no change reaches it.
-    fn child(&mut self, id: u32, count: u32, removed: &[u32], inserted: &[u32], depth: usize) -> Result<Outcome> {
-        if removed.is_empty() && inserted.is_empty() {
-            Ok(Outcome { node: NodeRef::Existing(id), count: count.into() })
-        } else {
-            self.update(id, removed, inserted, depth + 1)
-        }
-    }
-
-    /// Removes and inserts the routed items in `items`; returns whether
-    /// anything changed.
-    fn apply(&mut self, items: &mut RoaringBitmap, removed: &[u32], inserted: &[u32]) -> bool {
-        let changes = self.cx.changes;
-        let mut changed = false;
-        for &r in removed {
-            let item = changes.removed[r as usize].0;
-            if items.remove(item) {
-                self.found.insert(item);
-                changed = true;
+                let left = self.emit(left, depth + 1)?;
+                let right = self.emit(right, depth + 1)?;
+                let (offset, normal) = match node {
+                    NodeView::Split { offset, normal, .. } => (offset, normal),
+                    _ => (0.0, &[][..]),
+                };
+                self.file.push_split(left, right, offset, normal)
             }
         }
-        for &i in inserted {
-            changed |= items.insert(changes.inserted[i as usize].0);
-        }
-        changed
     }
 
-    /// The items and node ids of the subtree at `id` as the tree stores it
-    /// now, before this update.
-    fn gather(&self, id: u32) -> Result<(RoaringBitmap, Vec<u32>)> {
-        subtree::<D>(self.cx.db, self.rtxn, self.cx.index, id, self.cx.node_limit)
-    }
-
-    /// Grows a new subtree over `items`; returns its local root.
-    fn grow(&mut self, items: &RoaringBitmap) -> Result<u32> {
-        let cx = self.cx;
-        let frozen = FrozenItems::<D>::read_ids(cx.db, self.rtxn, cx.index, cx.dimensions, items)?;
-        grow(cx.params, &frozen, &mut self.rng, &mut self.patch.new_nodes)
-    }
-}
-
-/// The items and node ids of the subtree at `root`, reading at most `limit`
-/// nodes.
-pub(crate) fn subtree<D: Distance>(
-    db: RawDatabase,
-    rtxn: &RoTxn,
-    index: u16,
-    root: u32,
-    limit: u64,
-) -> Result<(RoaringBitmap, Vec<u32>)> {
-    let mut items = RoaringBitmap::new();
-    let mut nodes = Vec::new();
-    let mut stack = vec![root];
-    while let Some(node) = stack.pop() {
-        nodes.push(node);
-        let key = Key::tree(index, node);
-        if nodes.len() as u64 > limit {
-            return Err(Error::corrupted(key, "the tree holds more nodes than its items allow"));
-        }
-        match store::tree_node::<D>(db, rtxn, index, node)? {
-            Node::Descendants(bucket) => items |= &*bucket.items,
-            Node::SplitPlaneNormal(split) => stack.extend([split.right, split.left]),
-            Node::Leaf(_) => return Err(Error::corrupted(key, "a tree node holds a vector")),
+    /// Copies the subtree of node `i` as it is; returns its new address.
+    fn copy(&mut self, i: usize, depth: usize) -> Result<u32> {
+        self.too_deep(depth)?;
+        match self.nodes[i].1 {
+            NodeView::Bucket(slots) => {
+                self.scratch.clear();
+                self.scratch.extend(slots.iter());
+                self.file.push_bucket(&mut self.scratch)
+            }
+            NodeView::Split { left, right, offset, normal } => {
+                let left = self.copy((self.position)(left)?, depth + 1)?;
+                let right = self.copy((self.position)(right)?, depth + 1)?;
+                self.file.push_split(left, right, offset, normal)
+            }
+            NodeView::Random { left, right } => {
+                let left = self.copy((self.position)(left)?, depth + 1)?;
+                let right = self.copy((self.position)(right)?, depth + 1)?;
+                self.file.push_split(left, right, 0.0, &[])
+            }
         }
     }
-    Ok((items, nodes))
+
+    /// Appends the slots under node `i` after the update to `out`.
+    fn gather(&self, i: usize, out: &mut Vec<u32>, depth: usize) -> Result<()> {
+        self.too_deep(depth)?;
+        match self.nodes[i].1 {
+            NodeView::Bucket(slots) => match self.changed[i] {
+                u32::MAX => out.extend(slots.iter()),
+                change => {
+                    let (removed, inserted) = &self.changes[change as usize];
+                    out.extend(slots.iter().filter(|slot| !removed.contains(slot)));
+                    out.extend_from_slice(inserted);
+                }
+            },
+            NodeView::Split { left, right, .. } | NodeView::Random { left, right } => {
+                self.gather((self.position)(left)?, out, depth + 1)?;
+                self.gather((self.position)(right)?, out, depth + 1)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Grows a new subtree over `slots`; returns its root's address.
+    fn grow(&mut self, slots: &[u32]) -> Result<u32> {
+        let frozen = FrozenItems::of_slots(slots.iter().copied(), |slot| self.cx.plan.leaf(slot))?;
+        grow(self.cx.params, &frozen, self.rng, &mut self.file)
+    }
 }

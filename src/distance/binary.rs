@@ -10,8 +10,8 @@ use bytemuck::{Pod, Zeroable};
 
 use super::{Distance, sealed};
 use crate::bits::{Bits, PackedBits, SignedDot, signed_l1, signs};
+use crate::item::Leaf;
 use crate::kernels;
-use crate::node::Leaf;
 use crate::vector::{UnalignedF32, VectorCodec};
 
 /// The default oversampling of the distances over bits: comparing bits is

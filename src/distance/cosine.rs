@@ -2,8 +2,8 @@ use bytemuck::{Pod, Zeroable};
 
 use super::{Distance, sealed, stored_as_f32, unit_difference};
 use crate::half::UnalignedF16;
+use crate::item::Leaf;
 use crate::kernels;
-use crate::node::Leaf;
 use crate::vector::UnalignedF32;
 
 /// The cosine distance, `1 - cos(p, q)`, from 0 (same direction) through 1

@@ -3,8 +3,8 @@ use bytemuck::{Pod, Zeroable};
 use super::cosine::NormHeader;
 use super::{Distance, sealed, stored_as_f32, unit_difference};
 use crate::half::UnalignedF16;
+use crate::item::Leaf;
 use crate::kernels;
-use crate::node::Leaf;
 use crate::vector::UnalignedF32;
 
 /// The dot product, for maximum inner product search: larger is closer, and

@@ -1,7 +1,7 @@
 use super::{Distance, bisecting_plane, copy_point, offset_margin, sealed, stored_as_f32};
 use crate::half::UnalignedF16;
+use crate::item::Leaf;
 use crate::kernels;
-use crate::node::Leaf;
 
 /// The taxicab (L1) distance: the sum of the absolute differences. Results
 /// carry the true distance.

@@ -15,7 +15,7 @@ use std::fmt;
 use bytemuck::Pod;
 
 use crate::half::UnalignedF16;
-use crate::node::Leaf;
+use crate::item::Leaf;
 use crate::vector::{F32, UnalignedF32, VectorCodec};
 
 mod binary;

@@ -1,12 +1,13 @@
-//! Walking every tree: [`Reader::stats`] and [`Reader::check`].
+//! Walking every tree and every slot: [`Reader::stats`] and [`Reader::check`].
 
 use heed::RoTxn;
 use roaring::RoaringBitmap;
 
 use super::Reader;
 use crate::error::Error;
+use crate::item::ItemEntry;
 use crate::key::{Key, NodeMode};
-use crate::node::Node;
+use crate::layout::{NodeView, node_key};
 use crate::store;
 use crate::vector::VectorCodec;
 use crate::{Distance, Result};
@@ -24,6 +25,8 @@ pub struct TreeStats {
     pub buckets: usize,
     /// The number of items in the largest bucket.
     pub largest_bucket: u64,
+    /// The bytes of the tree's nodes.
+    pub bytes: u64,
 }
 
 /// The shape of every tree of an index.
@@ -33,185 +36,160 @@ pub struct Stats {
     pub trees: Vec<TreeStats>,
 }
 
-/// A node as [`Reader::check`] remembers it: a split's children with the
-/// counts it stores, or a bucket's size.
-#[derive(Clone, Copy)]
-enum Walked {
-    Split([(u32, u32); 2]),
-    Bucket(u64),
-}
-
-/// What a walk does at each node.
-trait Visit {
-    fn node(&mut self, key: Key, depth: usize, node: &Node<'_, impl Distance>) -> Result<()>;
-}
-
 impl<D: Distance> Reader<'_, D> {
-    /// Walks one tree depth first, bounded by the node count a well-formed
-    /// tree can have, so a corrupted tree gives an error instead of a loop.
-    fn walk(&self, rtxn: &RoTxn, root: u32, visit: &mut impl Visit) -> Result<()> {
-        let limit = 2 * self.n_items() + 1;
-        let mut stack = vec![(root, 0usize)];
+    /// Walks tree `tree` depth first from its root, calling `visit` with each
+    /// node's address, depth and content. A node is visited at most once
+    /// per unit of the tree's bytes, so that a corrupted tree (one whose
+    /// nodes share children) gives an error instead of a long walk.
+    fn walk(&self, tree: usize, mut visit: impl FnMut(u32, usize, &NodeView<'_>) -> Result<()>) -> Result<()> {
+        let view = &self.layout.trees[tree];
+        let limit = view.units();
+        let mut stack = vec![(view.root, 0usize)];
         let mut visited = 0u64;
-        while let Some((id, depth)) = stack.pop() {
-            let key = Key::tree(self.index, id);
+        while let Some((addr, depth)) = stack.pop() {
             visited += 1;
             if visited > limit {
-                return Err(Error::corrupted(key, "the tree holds more nodes than its items allow"));
+                return Err(Error::corrupted(node_key(self.index, tree, addr), "the tree's nodes share children"));
             }
-            let node = store::tree_node::<D>(self.db, rtxn, self.index, id)?;
-            visit.node(key, depth, &node)?;
-            match node {
-                Node::SplitPlaneNormal(split) => {
-                    stack.push((split.right, depth + 1));
-                    stack.push((split.left, depth + 1));
-                }
-                Node::Descendants(_) => {}
-                Node::Leaf(_) => return Err(Error::corrupted(key, "a tree node holds a vector")),
+            let node = self.layout.node(self.index, tree, addr)?;
+            visit(addr, depth, &node)?;
+            if let Some([left, right]) = node.children() {
+                stack.push((right, depth + 1));
+                stack.push((left, depth + 1));
             }
         }
         Ok(())
     }
 
-    /// The depth, splits and buckets of each tree.
-    pub fn stats(&self, rtxn: &RoTxn) -> Result<Stats> {
-        struct Shape(TreeStats);
-        impl Visit for Shape {
-            fn node(&mut self, _key: Key, depth: usize, node: &Node<'_, impl Distance>) -> Result<()> {
-                let stats = &mut self.0;
+    /// The depth, splits, buckets and size of each tree.
+    pub fn stats(&self, _rtxn: &RoTxn) -> Result<Stats> {
+        let mut trees = Vec::with_capacity(self.n_trees());
+        for tree in 0..self.n_trees() {
+            let mut stats = TreeStats { bytes: self.layout.trees[tree].units() * 4, ..TreeStats::default() };
+            self.walk(tree, |_, depth, node| {
                 stats.depth = stats.depth.max(depth);
                 match node {
-                    Node::SplitPlaneNormal(split) => {
+                    NodeView::Split { .. } => stats.split_nodes += 1,
+                    NodeView::Random { .. } => {
                         stats.split_nodes += 1;
-                        stats.random_splits += usize::from(split.is_random());
+                        stats.random_splits += 1;
                     }
-                    Node::Descendants(bucket) => {
+                    NodeView::Bucket(slots) => {
                         stats.buckets += 1;
-                        stats.largest_bucket = stats.largest_bucket.max(bucket.items.len());
+                        stats.largest_bucket = stats.largest_bucket.max(slots.len() as u64);
                     }
-                    Node::Leaf(_) => {}
                 }
                 Ok(())
-            }
-        }
-        let mut trees = Vec::with_capacity(self.n_trees());
-        for &root in &self.metadata.roots {
-            let mut shape = Shape(TreeStats::default());
-            self.walk(rtxn, root, &mut shape)?;
-            trees.push(shape.0);
+            })?;
+            trees.push(stats);
         }
         Ok(Stats { trees })
     }
 
-    /// Verifies the whole index and returns the first problem found: every
-    /// tree node exists and decodes, no node is reached twice, each tree
-    /// holds every built item exactly once, split counts match the items
-    /// under them, split normals have the index's dimensions, every item has
-    /// a vector of the right length (with clear padding bits, for bits), every change since the last build kept
-    /// the vector the trees placed its item with, and there is no stray node
-    /// or item.
+    /// Verifies the whole index and returns the first problem found.
+    ///
+    /// The trees: every node decodes, no node is reached twice or never,
+    /// each tree holds every item of the build exactly once, in buckets of
+    /// at most `split_after`. The slots: each holds a distinct item of the
+    /// build, with a vector as the codec writes it, and each built item's
+    /// entry names its slot. The write layer: every staged item and every
+    /// change mark agrees with the build, and no stray entry remains.
     pub fn check(&self, rtxn: &RoTxn) -> Result<()> {
-        struct Structure<'a> {
-            dimensions: usize,
-            items: &'a RoaringBitmap,
-            reached: RoaringBitmap,
-            in_tree: RoaringBitmap,
-            /// The nodes of the current tree in walk order.
-            order: Vec<(Key, Walked)>,
+        let metadata = &self.metadata;
+        let slots = &self.layout.slots;
+        let index = self.index;
+        let n_slots = metadata.n_slots;
+        if let Some(free) = metadata.free.max().filter(|&free| free >= n_slots) {
+            return Err(Error::corrupted(Key::metadata(index), format!("free slot {free} of {n_slots}")));
         }
-        impl Visit for Structure<'_> {
-            fn node(&mut self, key: Key, _depth: usize, node: &Node<'_, impl Distance>) -> Result<()> {
-                if !self.reached.insert(key.id) {
-                    return Err(Error::corrupted(key, "the node is reached twice"));
+        let mut live = RoaringBitmap::new();
+        live.insert_range(0..n_slots);
+        live -= &metadata.free;
+
+        for tree in 0..self.n_trees() {
+            let mut in_tree = RoaringBitmap::new();
+            let mut reached = 0u64;
+            self.walk(tree, |addr, _, node| {
+                reached += 1;
+                let NodeView::Bucket(bucket) = node else { return Ok(()) };
+                let key = node_key(index, tree, addr);
+                if bucket.len() > metadata.split_after.max(1) as usize {
+                    let reason =
+                        format!("a bucket of {} items, over split_after {}", bucket.len(), metadata.split_after);
+                    return Err(Error::corrupted(key, reason));
                 }
-                match node {
-                    Node::SplitPlaneNormal(split) => {
-                        let children = [(split.left, split.left_count), (split.right, split.right_count)];
-                        self.order.push((key, Walked::Split(children)));
-                        if !split.has_dimensions(self.dimensions) {
-                            let (len, dimensions) = (split.normal_bytes().len(), self.dimensions);
-                            let reason = format!("the split normal has {len} bytes, wrong for {dimensions} dimensions");
-                            return Err(Error::corrupted(key, reason));
-                        }
+                for slot in bucket.iter() {
+                    if !live.contains(slot) {
+                        return Err(Error::corrupted(
+                            key,
+                            format!("the bucket holds slot {slot}, which holds no item"),
+                        ));
                     }
-                    Node::Descendants(bucket) => {
-                        if !bucket.items.is_subset(self.items) {
-                            return Err(Error::corrupted(key, "the bucket holds items the index does not"));
-                        }
-                        if !self.in_tree.is_disjoint(&bucket.items) {
-                            return Err(Error::corrupted(key, "an item is in two buckets of one tree"));
-                        }
-                        self.in_tree |= &*bucket.items;
-                        self.order.push((key, Walked::Bucket(bucket.items.len())));
+                    if !in_tree.insert(slot) {
+                        return Err(Error::corrupted(key, format!("slot {slot} is in two buckets of one tree")));
                     }
-                    Node::Leaf(_) => {}
                 }
                 Ok(())
+            })?;
+            let nodes = self.layout.trees[tree].nodes(self.layout.normal).count() as u64;
+            if nodes != reached {
+                let reason = format!("the tree stores {nodes} nodes, its root reaches {reached}");
+                return Err(Error::corrupted(node_key(index, tree, 0), reason));
+            }
+            if in_tree != live {
+                let missing = &live - &in_tree;
+                let reason = format!("the tree misses {} slots, among them {:?}", missing.len(), missing.min());
+                return Err(Error::corrupted(node_key(index, tree, 0), reason));
             }
         }
 
-        let items = &self.metadata.items;
-        let mut structure = Structure {
-            dimensions: self.dimensions,
-            items,
-            reached: RoaringBitmap::new(),
-            in_tree: RoaringBitmap::new(),
-            order: Vec::new(),
-        };
-        for &root in &self.metadata.roots {
-            structure.in_tree.clear();
-            structure.order.clear();
-            self.walk(rtxn, root, &mut structure)?;
-            // Children come after their parent in the walk: sum sizes backwards.
-            let mut sizes = std::collections::HashMap::new();
-            for (key, node) in structure.order.iter().rev() {
-                let size = match *node {
-                    Walked::Bucket(size) => size,
-                    Walked::Split(children) => {
-                        for (child, count) in children {
-                            if sizes.get(&child) != Some(&u64::from(count)) {
-                                let reason = format!("the split counts {count} items under node {child}");
-                                return Err(Error::corrupted(*key, reason));
-                            }
-                        }
-                        children.iter().map(|(_, count)| u64::from(*count)).sum()
-                    }
-                };
-                sizes.insert(key.id, size);
+        let mut ids = RoaringBitmap::new();
+        for slot in &live {
+            let id = slots.id(slot);
+            let key = Key::slots(index, slots.geometry().locate(slot).0);
+            if !metadata.items.contains(id) || !ids.insert(id) {
+                return Err(Error::corrupted(key, format!("slot {slot} holds item {id}, not built or in two slots")));
             }
-            if structure.in_tree != *items {
-                let missing = items - &structure.in_tree;
-                let reason = format!("the tree misses {} items, among them {:?}", missing.len(), missing.min());
-                return Err(Error::corrupted(Key::tree(self.index, root), reason));
+            if !D::Codec::is_canonical(slots.leaf(slot).vector, self.dimensions) {
+                return Err(Error::corrupted(key, format!("the vector of slot {slot} has padding bits set")));
             }
+        }
+        if ids != metadata.items {
+            return Err(Error::corrupted(Key::metadata(index), "the build holds items no slot holds"));
         }
 
-        for entry in store::iter_mode(self.db, rtxn, self.index, NodeMode::Tree)? {
-            let (key, _) = entry?;
-            if !structure.reached.contains(key.id) {
-                return Err(Error::corrupted(key, "no tree reaches this node"));
+        // The write layer.
+        let mut marked = RoaringBitmap::new();
+        for mark in store::marks(self.db, rtxn, index)? {
+            let (item, slot) = mark?;
+            marked.insert(item);
+            let agrees = match slot {
+                Some(slot) => live.contains(slot) && slots.id(slot) == item,
+                None => !metadata.items.contains(item),
+            };
+            if !agrees {
+                return Err(Error::corrupted(Key::updated(index, item), "the mark disagrees with the build"));
             }
         }
-        let mut stored = RoaringBitmap::new();
-        for entry in store::iter_mode(self.db, rtxn, self.index, NodeMode::Item)? {
+        let mut entries = RoaringBitmap::new();
+        for entry in store::iter_mode(self.db, rtxn, index, NodeMode::Item)? {
             let (key, bytes) = entry?;
-            if !items.contains(key.id) && !self.pending.contains(key.id) {
-                return Err(Error::corrupted(key, "the item is stored but in no tree, and not marked as changed"));
+            entries.insert(key.id);
+            match store::decode_item::<D>(key, bytes, self.dimensions)? {
+                ItemEntry::Built(slot) if live.contains(slot) && slots.id(slot) == key.id => {}
+                ItemEntry::Built(slot) => {
+                    return Err(Error::corrupted(key, format!("the item's slot {slot} holds another item")));
+                }
+                ItemEntry::Staged(leaf) if marked.contains(key.id) => {
+                    if !D::Codec::is_canonical(leaf.vector, self.dimensions) {
+                        return Err(Error::corrupted(key, "the vector has padding bits set"));
+                    }
+                }
+                ItemEntry::Staged(_) => return Err(Error::corrupted(key, "the item changed but is not marked")),
             }
-            let leaf = store::decode_leaf::<D>(key, bytes, self.dimensions)?;
-            if !D::Codec::is_canonical(leaf.vector, self.dimensions) {
-                return Err(Error::corrupted(key, "the vector has padding bits set"));
-            }
-            stored.insert(key.id);
         }
-        if let Some(missing) = (items - &stored - &self.pending).min() {
-            return Err(Error::corrupted(Key::item(self.index, missing), "an item of the trees has no vector"));
-        }
-        for entry in store::iter_mode(self.db, rtxn, self.index, NodeMode::Updated)? {
-            let (key, previous) = entry?;
-            if items.contains(key.id) {
-                store::decode_leaf::<D>(key, previous, self.dimensions)?;
-            }
+        if let Some(missing) = (&metadata.items - &entries - &marked).min() {
+            return Err(Error::corrupted(Key::item(index, missing), "a built item has no entry and no mark"));
         }
         Ok(())
     }

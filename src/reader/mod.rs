@@ -3,24 +3,28 @@
 mod check;
 mod query;
 
+use std::collections::HashMap;
 use std::marker::PhantomData;
 
 use heed::RoTxn;
 use roaring::RoaringBitmap;
 
 pub use self::check::{Stats, TreeStats};
-pub use self::query::{DEFAULT_EXACT_BELOW_COUNT, DEFAULT_EXACT_BELOW_RATIO, QueryBuilder};
+pub use self::query::{DEFAULT_EXACT_BELOW_COUNT, DEFAULT_EXACT_BELOW_RATIO, QueryBuilder, Searcher};
 use crate::error::Error;
-use crate::key::{Key, NodeMode};
+use crate::item::{ItemEntry, Leaf};
+use crate::key::Key;
+use crate::layout::Layout;
 use crate::metadata::Metadata;
 use crate::store::{self, ItemIter, RawDatabase};
 use crate::{Database, Distance, ItemId, Result};
 
 /// A built index, read inside the transaction it was opened with.
 ///
-/// Opening reads the format version, the metadata and the marks of pending
-/// changes; the trees and the vectors are read in place, page by page, as
-/// queries need them.
+/// Opening reads the header, the metadata and the change marks, and looks
+/// up every value of the read layer once (two prefix scans over a few
+/// large values); queries then read the trees and the vectors in place,
+/// with no LMDB call per node or per candidate.
 ///
 /// Reads never wait for a build: with changes pending, the reader answers
 /// from the last build, except that items deleted since are never returned,
@@ -34,10 +38,17 @@ pub struct Reader<'t, D: Distance> {
     index: u16,
     dimensions: usize,
     metadata: Metadata<'t>,
+    layout: Layout<'t, D>,
     /// The items a query may return: the built ones not deleted since.
     visible: RoaringBitmap,
     /// The ids changed since the last build.
     pending: RoaringBitmap,
+    /// The slots of the items deleted since the last build.
+    hidden: RoaringBitmap,
+    /// The new vectors of the items replaced since the last build, by slot:
+    /// their staged leaves' bytes (a `Leaf` here would make the reader's
+    /// drop borrow the transaction).
+    replaced: HashMap<u32, &'t [u8]>,
     marker: PhantomData<D>,
 }
 
@@ -49,30 +60,51 @@ impl<'t, D: Distance> Reader<'t, D> {
     /// since the last build do not prevent opening (see [`Reader`]).
     pub fn open(rtxn: &'t RoTxn, index: u16, db: Database<'static, D>) -> Result<Reader<'t, D>> {
         let db = store::raw(db);
-        if !store::has_current_version(db, rtxn, index)? {
-            return Err(Error::NotBuilt { index });
-        }
-        let metadata = store::metadata(db, rtxn, index)?.ok_or_else(|| {
-            Error::corrupted(Key::metadata(index), "the version is there but the metadata is missing")
-        })?;
-        if metadata.distance != D::NAME {
-            let found = metadata.distance.into_owned();
+        let Some(header) = store::header(db, rtxn, index)? else {
+            return Err(match store::is_built(db, rtxn, index)? {
+                true => Error::corrupted(Key::header(index), "the index is built but its header is missing"),
+                false => Error::NotBuilt { index },
+            });
+        };
+        if header.distance != D::NAME {
+            let found = header.distance.into_owned();
             return Err(Error::DistanceMismatch { index, expected: D::NAME, found });
         }
-        if metadata.dimensions == 0 {
-            return Err(Error::corrupted(Key::metadata(index), "the index has zero dimensions"));
+        let dimensions = header.dimensions as usize;
+        if !(1..=crate::MAX_DIMENSIONS).contains(&dimensions) {
+            return Err(Error::corrupted(Key::header(index), format!("an index of {dimensions} dimensions")));
         }
+        let metadata = store::metadata(db, rtxn, index)?.ok_or(Error::NotBuilt { index })?;
+        let layout = Layout::open(db, rtxn, index, dimensions, metadata.n_slots, &metadata.roots)?;
+
         let mut pending = RoaringBitmap::new();
         let mut visible = metadata.items.clone();
-        for entry in store::iter_mode(db, rtxn, index, NodeMode::Updated)? {
-            let (key, _) = entry?;
-            pending.insert(key.id);
-            if visible.contains(key.id) && store::get(db, rtxn, Key::item(index, key.id))?.is_none() {
-                visible.remove(key.id);
+        let mut hidden = RoaringBitmap::new();
+        let mut replaced = HashMap::new();
+        for mark in store::marks(db, rtxn, index)? {
+            let (item, slot) = mark?;
+            pending.insert(item);
+            let Some(slot) = slot else { continue };
+            if slot >= metadata.n_slots || !metadata.items.contains(item) {
+                return Err(Error::corrupted(
+                    Key::updated(index, item),
+                    format!("the mark keeps slot {slot}, not built"),
+                ));
+            }
+            let key = Key::item(index, item);
+            match store::get(db, rtxn, key)? {
+                None => {
+                    visible.remove(item);
+                    hidden.insert(slot);
+                }
+                Some(bytes) => {
+                    if let ItemEntry::Staged(_) = store::decode_item::<D>(key, bytes, dimensions)? {
+                        replaced.insert(slot, &bytes[1..]);
+                    }
+                }
             }
         }
-        let dimensions = metadata.dimensions as usize;
-        Ok(Reader { db, index, dimensions, metadata, visible, pending, marker: PhantomData })
+        Ok(Reader { db, index, dimensions, metadata, layout, visible, pending, hidden, replaced, marker: PhantomData })
     }
 
     /// The index this reader reads.
@@ -118,29 +150,37 @@ impl<'t, D: Distance> Reader<'t, D> {
 
     /// The vector of `item`, if a query can return it.
     pub fn item_vector(&self, rtxn: &RoTxn, item: ItemId) -> Result<Option<Vec<f32>>> {
+        Ok(self.leaf(rtxn, item)?.map(|leaf| D::values(&leaf, self.dimensions)))
+    }
+
+    /// The current leaf of `item`, if a query can return it.
+    fn leaf<'r>(&'r self, rtxn: &'r RoTxn, item: ItemId) -> Result<Option<Leaf<'r, D>>> {
         if !self.visible.contains(item) {
             return Ok(None);
         }
-        match store::leaf::<D>(self.db, rtxn, self.index, item, self.dimensions)? {
-            Some(leaf) => Ok(Some(D::values(&leaf, self.dimensions))),
-            None => Err(Error::corrupted(Key::item(self.index, item), "an item of the trees has no vector")),
+        let key = Key::item(self.index, item);
+        match store::item::<D>(self.db, rtxn, self.index, item, self.dimensions)? {
+            Some(ItemEntry::Built(slot)) if slot < self.layout.slots.len() && self.layout.slots.id(slot) == item => {
+                Ok(Some(self.layout.slots.leaf(slot)))
+            }
+            Some(ItemEntry::Built(slot)) => Err(Error::corrupted(key, format!("slot {slot} holds another item"))),
+            // Replaced since the last build.
+            Some(ItemEntry::Staged(leaf)) => Ok(Some(leaf)),
+            None => Err(Error::corrupted(key, "an item of the trees has no entry")),
         }
     }
 
     /// Every item a query can return, with its vector, in id order.
-    pub fn iter<'r>(&self, rtxn: &'r RoTxn) -> Result<ItemIter<'r, D>> {
-        let iter = ItemIter::new(self.db, rtxn, self.index, self.dimensions)?;
+    pub fn iter<'r>(&self, rtxn: &'r RoTxn) -> Result<ItemIter<'r, D>>
+    where
+        't: 'r,
+    {
+        let iter = ItemIter::new(self.db, rtxn, self.index, self.dimensions, self.layout.slots.clone())?;
         Ok(if self.pending.is_empty() { iter } else { iter.only(self.visible.clone()) })
     }
 
     /// A query for the `count` nearest neighbours; see [`QueryBuilder`].
     pub fn nns(&self, count: usize) -> QueryBuilder<'_, 't, D> {
         QueryBuilder::new(self, count)
-    }
-
-    /// An upper bound on the nodes of a well-formed forest, which bounds every
-    /// walk so that a corrupted (cyclic) tree cannot loop.
-    fn max_nodes(&self) -> u64 {
-        (2 * self.metadata.items.len() + 1) * self.n_trees() as u64
     }
 }

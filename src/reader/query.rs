@@ -1,9 +1,9 @@
-//! [`QueryBuilder`]: nearest-neighbour search over the forest.
+//! [`QueryBuilder`]: nearest-neighbour search over the read layer.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::cmp::Ordering;
-use std::collections::{BinaryHeap, HashSet};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::collections::BinaryHeap;
 use std::num::NonZeroUsize;
 
 use heed::RoTxn;
@@ -11,9 +11,9 @@ use roaring::RoaringBitmap;
 
 use super::Reader;
 use crate::error::Error;
-use crate::key::Key;
-use crate::node::Node;
-use crate::store;
+use crate::item::{Leaf, decode_leaf};
+use crate::layout::{NodeView, node_key};
+use crate::vector::VectorCodec;
 use crate::writer::check_query;
 use crate::{Distance, ItemId, Result};
 
@@ -23,13 +23,18 @@ pub const DEFAULT_EXACT_BELOW_COUNT: u64 = 2_000;
 /// With a filter of at most this share of the index, every candidate is
 /// scored exactly instead of searching the trees.
 pub const DEFAULT_EXACT_BELOW_RATIO: f64 = 0.01;
+/// A search that would gather at least this share of the items it may
+/// return scores them all in slot order instead.
+const SCAN_ABOVE_SHARE: f64 = 0.5;
 
 /// A nearest-neighbour query; created by [`Reader::nns`].
 ///
 /// The search walks all the trees at once, always descending next into the
 /// node whose plane the query is nearest to the right side of, and gathers
 /// the items of the buckets it reaches until it holds `search_k` distinct
-/// candidates. Those are then ranked by their exact distance.
+/// candidates. Those are then ranked by their exact distance. When
+/// `search_k` is at least half the items, every item is scored in slot
+/// order instead, which reads the vectors sequentially.
 #[derive(Debug, Clone)]
 pub struct QueryBuilder<'r, 't, D: Distance> {
     reader: &'r Reader<'t, D>,
@@ -41,25 +46,50 @@ pub struct QueryBuilder<'r, 't, D: Distance> {
     exact_below_ratio: f64,
 }
 
-/// Hashes item ids by one multiplication (Fibonacci hashing): ids are
-/// integers, and the set is private to one query.
-#[derive(Default)]
-struct IdHasher(u64);
+/// The reusable memory of a query: the candidates gathered, as bits over
+/// the slots, the queue of nodes to visit and the scores. Keep one per
+/// thread and pass it to [`QueryBuilder::by_vector_with`] so that queries
+/// allocate nothing once it has grown; [`QueryBuilder::by_vector`] uses one
+/// per thread of its own.
+#[derive(Debug, Default)]
+pub struct Searcher {
+    /// The slots seen, one bit each.
+    seen: Vec<u64>,
+    /// The slots seen that the query may return.
+    accepted: Vec<u64>,
+    /// The words of `seen` that hold a bit.
+    touched: Vec<u32>,
+    queue: BinaryHeap<Pending>,
+    /// `(distance, slot or id)` of every candidate scored.
+    scored: Vec<(f32, u32)>,
+}
 
-impl Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
+impl Searcher {
+    /// An empty searcher; it grows with the first queries.
+    pub fn new() -> Searcher {
+        Searcher::default()
     }
 
-    fn write(&mut self, bytes: &[u8]) {
-        for &byte in bytes {
-            self.0 = (self.0.rotate_left(8) ^ u64::from(byte)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    /// Clears what the last query left (all of it, if it failed) and makes
+    /// room for `n_slots` slots.
+    fn reset(&mut self, n_slots: u32) {
+        for &word in &self.touched {
+            self.seen[word as usize] = 0;
+            self.accepted[word as usize] = 0;
+        }
+        self.touched.clear();
+        self.queue.clear();
+        self.scored.clear();
+        let words = n_slots.div_ceil(64) as usize;
+        if self.seen.len() < words {
+            self.seen.resize(words, 0);
+            self.accepted.resize(words, 0);
         }
     }
+}
 
-    fn write_u32(&mut self, id: u32) {
-        self.0 = u64::from(id).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    }
+thread_local! {
+    static SEARCHER: RefCell<Searcher> = RefCell::new(Searcher::new());
 }
 
 /// A node to visit, ordered by how near the query is to its side of the
@@ -67,7 +97,8 @@ impl Hasher for IdHasher {
 #[derive(Debug, PartialEq)]
 struct Pending {
     priority: f32,
-    node: u32,
+    tree: u32,
+    addr: u32,
 }
 
 impl Eq for Pending {}
@@ -80,7 +111,7 @@ impl PartialOrd for Pending {
 
 impl Ord for Pending {
     fn cmp(&self, other: &Self) -> Ordering {
-        self.priority.total_cmp(&other.priority).then(other.node.cmp(&self.node))
+        self.priority.total_cmp(&other.priority).then((other.tree, other.addr).cmp(&(self.tree, self.addr)))
     }
 }
 
@@ -137,112 +168,187 @@ impl<'r, 't, D: Distance> QueryBuilder<'r, 't, D> {
     /// The `count` nearest items to `vector`, nearest first, with their
     /// distances.
     pub fn by_vector(&self, rtxn: &RoTxn, vector: &[f32]) -> Result<Vec<(ItemId, f32)>> {
+        SEARCHER.with_borrow_mut(|searcher| self.by_vector_with(rtxn, vector, searcher))
+    }
+
+    /// [`QueryBuilder::by_vector`] with the caller's [`Searcher`].
+    pub fn by_vector_with(&self, rtxn: &RoTxn, vector: &[f32], searcher: &mut Searcher) -> Result<Vec<(ItemId, f32)>> {
         check_query(vector, self.reader.dimensions)?;
-        self.search(rtxn, D::query(vector))
+        self.search(rtxn, &D::query(vector), searcher)
     }
 
     /// The `count` nearest items to the vector of `item` (itself included),
     /// or `None` when `item` is not in the index.
     pub fn by_item(&self, rtxn: &RoTxn, item: ItemId) -> Result<Option<Vec<(ItemId, f32)>>> {
-        let reader = self.reader;
-        if !reader.visible.contains(item) {
-            return Ok(None);
-        }
-        match store::leaf::<D>(reader.db, rtxn, reader.index, item, reader.dimensions)? {
-            Some(leaf) => self.search(rtxn, D::item_query(&leaf, reader.dimensions)).map(Some),
-            None => Err(Error::corrupted(Key::item(reader.index, item), "an item of the trees has no vector")),
-        }
+        let Some(leaf) = self.reader.leaf(rtxn, item)? else { return Ok(None) };
+        let query = D::item_query(&leaf, self.reader.dimensions);
+        SEARCHER.with_borrow_mut(|searcher| self.search(rtxn, &query, searcher)).map(Some)
     }
 
-    fn search(&self, rtxn: &RoTxn, query: D::Query) -> Result<Vec<(ItemId, f32)>> {
+    fn search(&self, rtxn: &RoTxn, query: &D::Query, searcher: &mut Searcher) -> Result<Vec<(ItemId, f32)>> {
         let reader = self.reader;
         if self.count == 0 || reader.is_empty() {
             return Ok(Vec::new());
         }
+        searcher.reset(reader.metadata.n_slots);
         // Buckets may hold items deleted since the last build: with any
         // pending deletion, the visible items filter every bucket.
         let filter: Option<Cow<'_, RoaringBitmap>> = match self.candidates {
             Some(candidates) => Some(Cow::Owned(candidates & &reader.visible)),
-            None if reader.visible.len() != reader.metadata.items.len() => Some(Cow::Borrowed(&reader.visible)),
+            None if !reader.hidden.is_empty() => Some(Cow::Borrowed(&reader.visible)),
             None => None,
         };
+        let reachable = filter.as_ref().map_or(reader.n_items(), |filter| filter.len());
         if let Some(filter) = &filter {
             let exact_below = self.exact_below_count.max((self.exact_below_ratio * reader.n_items() as f64) as u64);
             if filter.len() <= exact_below {
-                return self.rank(rtxn, &query, filter.iter());
+                for item in filter.iter() {
+                    if let Some(leaf) = reader.leaf(rtxn, item)? {
+                        searcher.scored.push((D::distance(query, &leaf), item));
+                    }
+                }
+                return Ok(self.best(searcher, |item| item));
             }
         }
         let search_k = match self.search_k {
             Some(search_k) => search_k.get(),
             None => self.count.saturating_mul(reader.n_trees()).saturating_mul(self.oversampling.get()),
         } as u64;
+        let filter = filter.as_deref();
+        if search_k as f64 >= SCAN_ABOVE_SHARE * reachable as f64 {
+            self.scan(query, filter, searcher);
+        } else {
+            self.gather(query, filter, search_k, searcher)?;
+            self.score(query, searcher);
+        }
+        let slots = &reader.layout.slots;
+        Ok(self.best(searcher, |slot| slots.id(slot)))
+    }
 
-        let query_leaf = D::query_leaf(&query);
-        let mut queue: BinaryHeap<Pending> =
-            reader.metadata.roots.iter().map(|&node| Pending { priority: f32::INFINITY, node }).collect();
-        // Distinct candidates: a hash set rather than bitmap unions, whose
-        // cost grows with the candidates already gathered at every bucket.
-        let mut seen: HashSet<ItemId, BuildHasherDefault<IdHasher>> = HashSet::default();
-        let mut gathered: Vec<ItemId> = Vec::new();
-        let mut visits = 0u64;
-        while (gathered.len() as u64) < search_k {
-            let Some(Pending { priority, node }) = queue.pop() else { break };
-            visits += 1;
-            if visits > reader.max_nodes() {
-                return Err(Error::corrupted(
-                    Key::tree(reader.index, node),
-                    "the trees hold more nodes than items allow",
-                ));
+    /// Whether the item in `slot` may be returned.
+    #[inline]
+    fn accepts(&self, filter: Option<&RoaringBitmap>, slot: u32) -> bool {
+        filter.is_none_or(|filter| filter.contains(self.reader.layout.slots.id(slot)))
+    }
+
+    /// The leaf a query compares with in `slot`: its new vector, for an item
+    /// replaced since the last build.
+    #[inline]
+    fn leaf(&self, slot: u32) -> Leaf<'t, D> {
+        let reader = self.reader;
+        // The new vector decoded when the reader was opened.
+        let replaced = || reader.replaced.get(&slot).and_then(|bytes| decode_leaf(bytes).ok());
+        match reader.replaced.is_empty() {
+            true => reader.layout.slots.leaf(slot),
+            false => replaced().unwrap_or_else(|| reader.layout.slots.leaf(slot)),
+        }
+    }
+
+    /// Scores every slot that holds an item the query may return.
+    fn scan(&self, query: &D::Query, filter: Option<&RoaringBitmap>, searcher: &mut Searcher) {
+        let reader = self.reader;
+        let free = &reader.metadata.free;
+        for slot in 0..reader.metadata.n_slots {
+            if (!free.is_empty() && free.contains(slot)) || reader.hidden.contains(slot) || !self.accepts(filter, slot)
+            {
+                continue;
             }
-            match store::tree_node::<D>(reader.db, rtxn, reader.index, node)? {
-                Node::Descendants(bucket) => {
-                    for item in bucket.items.iter() {
-                        if filter.as_ref().is_none_or(|filter| filter.contains(item)) && seen.insert(item) {
-                            gathered.push(item);
+            searcher.scored.push((D::distance(query, &self.leaf(slot)), slot));
+        }
+    }
+
+    /// Walks the trees, best node first, until `search_k` distinct
+    /// candidates are gathered in the searcher's bits.
+    fn gather(
+        &self,
+        query: &D::Query,
+        filter: Option<&RoaringBitmap>,
+        search_k: u64,
+        searcher: &mut Searcher,
+    ) -> Result<()> {
+        let reader = self.reader;
+        let (layout, index, n_slots) = (&reader.layout, reader.index, reader.metadata.n_slots);
+        let query_leaf = D::query_leaf(query);
+        let Searcher { seen, accepted, touched, queue, .. } = searcher;
+        for (tree, view) in layout.trees.iter().enumerate() {
+            queue.push(Pending { priority: f32::INFINITY, tree: tree as u32, addr: view.root });
+        }
+        let (mut gathered, mut visits) = (0u64, 0u64);
+        while gathered < search_k {
+            let Some(Pending { priority, tree, addr }) = queue.pop() else { break };
+            visits += 1;
+            if visits > layout.visit_limit {
+                return Err(Error::corrupted(node_key(index, tree as usize, addr), "the trees' nodes share children"));
+            }
+            match layout.node(index, tree as usize, addr)? {
+                NodeView::Bucket(slots) => {
+                    for slot in slots.iter() {
+                        if slot >= n_slots {
+                            let reason = format!("the bucket at {addr} holds slot {slot} of {n_slots}");
+                            return Err(Error::corrupted(node_key(index, tree as usize, addr), reason));
+                        }
+                        let (word, bit) = ((slot >> 6) as usize, 1u64 << (slot & 63));
+                        if seen[word] & bit != 0 {
+                            continue;
+                        }
+                        if seen[word] == 0 {
+                            touched.push(word as u32);
+                        }
+                        seen[word] |= bit;
+                        if self.accepts(filter, slot) {
+                            accepted[word] |= bit;
+                            gathered += 1;
                         }
                     }
                 }
-                Node::SplitPlaneNormal(split) => {
-                    let margin =
-                        if split.is_random() { 0.0 } else { D::margin(split.normal, split.offset, &query_leaf) };
-                    queue.push(Pending { priority: priority.min(margin), node: split.right });
-                    queue.push(Pending { priority: priority.min(-margin), node: split.left });
+                NodeView::Split { left, right, offset, normal } => {
+                    let normal = D::NormalCodec::view(normal)
+                        .map_err(|e| Error::corrupted(node_key(index, tree as usize, addr), e))?;
+                    let margin = D::margin(normal, offset, &query_leaf);
+                    queue.push(Pending { priority: priority.min(margin), tree, addr: right });
+                    queue.push(Pending { priority: priority.min(-margin), tree, addr: left });
                 }
-                Node::Leaf(_) => {
-                    return Err(Error::corrupted(Key::tree(reader.index, node), "a tree node holds a vector"));
+                // Both sides alike; `-0.0` orders the left side after the right.
+                NodeView::Random { left, right } => {
+                    queue.push(Pending { priority: priority.min(0.0), tree, addr: right });
+                    queue.push(Pending { priority: priority.min(-0.0), tree, addr: left });
                 }
             }
         }
-        // In id order, the look-ups walk LMDB's pages in order.
-        gathered.sort_unstable();
-        self.rank(rtxn, &query, gathered)
+        Ok(())
     }
 
-    /// Scores `items` exactly and keeps the `count` nearest, nearest first.
-    fn rank(
-        &self,
-        rtxn: &RoTxn,
-        query: &D::Query,
-        items: impl IntoIterator<Item = ItemId>,
-    ) -> Result<Vec<(ItemId, f32)>> {
-        let reader = self.reader;
-        // Every look-up first, then every distance: the distances do not wait
-        // on one another's vectors, so the processor fetches several at once.
-        let mut leaves = Vec::new();
-        for item in items {
-            let Some(leaf) = store::leaf::<D>(reader.db, rtxn, reader.index, item, reader.dimensions)? else {
-                return Err(Error::corrupted(Key::item(reader.index, item), "an item of the trees has no vector"));
-            };
-            leaves.push((item, leaf));
+    /// Scores the gathered candidates, in slot order so that the vectors
+    /// are read front to back, and clears the searcher's bits.
+    fn score(&self, query: &D::Query, searcher: &mut Searcher) {
+        let Searcher { seen, accepted, touched, scored, .. } = searcher;
+        touched.sort_unstable();
+        for &word in touched.iter() {
+            let mut bits = std::mem::take(&mut accepted[word as usize]);
+            seen[word as usize] = 0;
+            while bits != 0 {
+                let slot = word * 64 + bits.trailing_zeros();
+                bits &= bits - 1;
+                scored.push((D::distance(query, &self.leaf(slot)), slot));
+            }
         }
-        let mut scored: Vec<(f32, ItemId)> =
-            leaves.iter().map(|(item, leaf)| (D::distance(query, leaf), *item)).collect();
-        let by_distance = |a: &(f32, ItemId), b: &(f32, ItemId)| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1));
+        touched.clear();
+    }
+
+    /// The `count` best scored candidates, nearest first, with their ids.
+    fn best(&self, searcher: &mut Searcher, id: impl Fn(u32) -> ItemId) -> Vec<(ItemId, f32)> {
+        let scored = &mut searcher.scored;
+        let by_distance = |a: &(f32, u32), b: &(f32, u32)| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1));
         if scored.len() > self.count {
             scored.select_nth_unstable_by(self.count - 1, by_distance);
             scored.truncate(self.count);
         }
-        scored.sort_unstable_by(by_distance);
-        Ok(scored.into_iter().map(|(distance, item)| (item, D::user_distance(distance))).collect())
+        let mut best: Vec<(ItemId, f32)> = scored.iter().map(|&(distance, key)| (id(key), distance)).collect();
+        best.sort_unstable_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
+        for (_, distance) in &mut best {
+            *distance = D::user_distance(*distance);
+        }
+        scored.clear();
+        best
     }
 }

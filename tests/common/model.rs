@@ -90,9 +90,13 @@ pub fn run<D: Distance>(ops: &[Op]) {
                 assert!(reader.pending_changes().is_empty());
             }
         }
-        // Between builds, readers answer from the last build minus what was deleted since.
+        // Between builds, readers answer from the last build minus what was
+        // deleted since, and the index checks clean (with split_after 3 and
+        // deletions pending, the trees hold more items than are visible).
         if let Some(built) = &built {
             let reader = Reader::<D>::open(&wtxn, 1, db).unwrap();
+            reader.check(&wtxn).unwrap_or_else(|e| panic!("after step {step} ({op:?}): {e}"));
+            reader.stats(&wtxn).unwrap_or_else(|e| panic!("stats after step {step} ({op:?}): {e}"));
             let visible: BTreeMap<u32, Vec<f32>> =
                 built.iter().filter(|(id, _)| model.contains_key(id)).map(|(id, _)| (*id, model[id].clone())).collect();
             assert_answers(&reader, &wtxn, &visible);

@@ -1,5 +1,0 @@
-//! Arbitrary bytes through the node decoder: an error or a value that
-//! round-trips, never a panic.
-#![no_main]
-
-libfuzzer_sys::fuzz_target!(|bytes: &[u8]| spinney::fuzzing::node(bytes));

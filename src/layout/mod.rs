@@ -1,0 +1,99 @@
+//! The read layer: what a build packs and what queries walk.
+//!
+//! Everything a query touches lives in large LMDB values: the slots (item
+//! ids and vectors in slot order, `slots.rs`) and each tree's nodes in
+//! chunks (`tree.rs`). A value larger than a page lives in contiguous
+//! overflow pages, which `get` hands back as one slice, valid for the whole
+//! transaction; [`Layout::open`] looks up every value once, so a query
+//! makes no LMDB call per node or per candidate. The build spools new
+//! values (`spool.rs`) while it reads, and copies them in at the end.
+
+mod slots;
+mod spool;
+mod tree;
+
+use heed::RoTxn;
+
+pub(crate) use self::slots::{SlotGeometry, SlotTable, pack_chunk, read_slot};
+pub(crate) use self::spool::{Spool, Spooled};
+pub use self::tree::MAX_BUCKET;
+#[cfg(feature = "fuzzing")]
+pub(crate) use self::tree::encode;
+pub(crate) use self::tree::{FinishedTree, NodeError, NodeView, TreeFile, TreeView};
+use crate::error::Error;
+use crate::key::{Key, NodeMode, TREE_SHIFT};
+use crate::store::{self, RawDatabase};
+use crate::vector::VectorCodec;
+use crate::{Distance, Result};
+
+/// The read layer of a built index, every value looked up.
+#[derive(Debug, Clone)]
+pub(crate) struct Layout<'t, D: Distance> {
+    pub slots: SlotTable<'t, D>,
+    pub trees: Vec<TreeView<'t>>,
+    /// The size of a split normal.
+    pub normal: usize,
+    /// How many nodes a search may visit: a valid forest has fewer, so a
+    /// corrupted one (whose nodes share children) cannot keep a query long.
+    pub visit_limit: u64,
+}
+
+impl<'t, D: Distance> Layout<'t, D> {
+    /// Looks up the slots and the trees of `index` (two prefix scans),
+    /// checking that every chunk is there with the right size.
+    pub fn open(
+        db: RawDatabase,
+        rtxn: &'t RoTxn,
+        index: u16,
+        dimensions: usize,
+        n_slots: u32,
+        roots: &[u32],
+    ) -> Result<Layout<'t, D>> {
+        let slots = SlotTable::open(db, rtxn, index, dimensions, Some(n_slots))?;
+        let trees = open_trees(db, rtxn, index, roots)?;
+        let visit_limit = trees.iter().map(TreeView::units).sum();
+        Ok(Layout { slots, trees, normal: D::NormalCodec::size(dimensions), visit_limit })
+    }
+
+    /// The node at `addr` of tree `tree`, or an error naming its chunk.
+    #[inline]
+    pub fn node(&self, index: u16, tree: usize, addr: u32) -> Result<NodeView<'t>> {
+        self.trees[tree].node(addr, self.normal).map_err(|e| node_error(index, tree, e))
+    }
+}
+
+/// The key of the chunk that holds the node at `addr` of tree `tree`.
+pub(crate) fn node_key(index: u16, tree: usize, addr: u32) -> Key {
+    Key::tree(index, tree as u32, addr >> tree::CHUNK_SHIFT)
+}
+
+/// The error of a node that does not decode in tree `tree`.
+#[cold]
+pub(crate) fn node_error(index: u16, tree: usize, error: NodeError) -> Error {
+    let addr = match error {
+        NodeError::Missing(addr) | NodeError::Truncated(addr) => addr,
+        NodeError::Kind { addr, .. } | NodeError::Order { addr, .. } => addr,
+    };
+    Error::corrupted(node_key(index, tree, addr), error)
+}
+
+/// The chunks of every tree of `index`, whose roots are `roots`.
+pub(crate) fn open_trees<'t>(db: RawDatabase, rtxn: &'t RoTxn, index: u16, roots: &[u32]) -> Result<Vec<TreeView<'t>>> {
+    let mut trees: Vec<TreeView> = roots.iter().map(|&root| TreeView { chunks: Vec::new(), root }).collect();
+    for entry in store::iter_mode(db, rtxn, index, NodeMode::Tree)? {
+        let (key, bytes) = entry?;
+        let (tree, chunk) = ((key.id >> TREE_SHIFT) as usize, key.id & ((1 << TREE_SHIFT) - 1));
+        match trees.get_mut(tree) {
+            Some(view) if view.chunks.len() == chunk as usize => view.chunks.push(bytes),
+            Some(_) => return Err(Error::corrupted(key, "the chunk before it is missing")),
+            None => return Err(Error::corrupted(key, "the chunk belongs to no tree")),
+        }
+    }
+    for (tree, view) in trees.iter().enumerate() {
+        if (view.root >> tree::CHUNK_SHIFT) as usize >= view.chunks.len() {
+            let chunk = view.chunks.len() as u32;
+            return Err(Error::corrupted(Key::tree(index, tree as u32, chunk), "the chunk of the root is missing"));
+        }
+    }
+    Ok(trees)
+}
