@@ -95,6 +95,7 @@ mod metadata;
 mod progress;
 mod reader;
 mod store;
+mod upgrade;
 mod vector;
 mod version;
 mod writer;

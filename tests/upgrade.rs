@@ -1,0 +1,91 @@
+//! Upgrading in place a database written by the last release of format 2.
+//!
+//! `tests/fixtures/format-2/data.mdb` was written by spinney at commit
+//! d67bb64 (format 2): index 0, Euclidean, items 0..300 of 16 dimensions,
+//! 3 trees, then, committed without a build, item 7 deleted, item 8
+//! replaced and item 300 added; index 1, cosine, items 1000..1200 of 8
+//! dimensions, 2 trees. Every vector is `vector(i, d)` below.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::num::NonZeroUsize;
+
+use common::{MIB, TestEnv, data};
+use spinney::distances::{Cosine, Euclidean};
+use spinney::{Distance, Error, Reader, Writer};
+
+/// The vectors the fixture was written with.
+fn vector(i: u32, dimensions: usize) -> Vec<f32> {
+    (0..dimensions).map(|j| ((i as usize * 31 + j * 17) % 97) as f32 / 97.0 - 0.5).collect()
+}
+
+/// A copy of the fixture in a fresh directory.
+fn fixture() -> TestEnv {
+    let dir = tempfile::tempdir().unwrap();
+    let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/format-2/data.mdb");
+    std::fs::copy(source, dir.path().join("data.mdb")).unwrap();
+    TestEnv::from_dir(dir, 16 * MIB)
+}
+
+/// Upgrades and builds one index, then checks that it holds exactly
+/// `expected` and answers like brute force over it.
+fn upgrade_and_build<D: Distance>(test: &TestEnv, index: u16, dimensions: usize, expected: &BTreeMap<u32, Vec<f32>>) {
+    let db = test.database::<D>();
+    let rtxn = test.env.read_txn().unwrap();
+    let err = Reader::<D>::open(&rtxn, index, db).unwrap_err();
+    assert!(matches!(err, Error::FormatVersion { found: 2, supported: 3, .. }), "{err}");
+    drop(rtxn);
+
+    let mut wtxn = test.env.write_txn().unwrap();
+    let writer = Writer::<D>::new(db, index, dimensions);
+    assert!(matches!(writer.add_item(&mut wtxn, 0, &vec![0.0; dimensions]), Err(Error::FormatVersion { .. })));
+    assert!(writer.upgrade(&mut wtxn).unwrap(), "a format-2 index is converted");
+    assert!(!writer.upgrade(&mut wtxn).unwrap(), "a second upgrade has nothing to do");
+    assert!(matches!(Reader::<D>::open(&wtxn, index, db), Err(Error::NotBuilt { .. })));
+    writer.builder(&mut common::rng(3)).n_trees(3).build(&mut wtxn).unwrap();
+    wtxn.commit().unwrap();
+
+    let rtxn = test.env.read_txn().unwrap();
+    let reader = Reader::<D>::open(&rtxn, index, db).unwrap();
+    reader.check(&rtxn).unwrap();
+    assert!(reader.pending_changes().is_empty());
+    assert_eq!(reader.item_ids().iter().collect::<Vec<_>>(), expected.keys().copied().collect::<Vec<_>>());
+    for (&id, values) in expected {
+        assert_eq!(reader.item_vector(&rtxn, id).unwrap().as_ref(), Some(values), "item {id}");
+    }
+    let all = NonZeroUsize::new(expected.len()).unwrap();
+    for query in [vector(5_000, dimensions), vector(5_001, dimensions)] {
+        let found = reader.nns(5).search_k(all).by_vector(&rtxn, &query).unwrap();
+        let mut exact: Vec<(f32, u32)> =
+            expected.iter().map(|(&id, v)| (data::exact_distance(D::NAME, &query, v), id)).collect();
+        exact.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        for ((id, _), (distance, _)) in found.iter().zip(&exact) {
+            let stored = data::exact_distance(D::NAME, &query, &expected[id]);
+            assert!((stored - distance).abs() < 1e-5, "item {id} at {stored}, exact {distance}");
+        }
+    }
+}
+
+#[test]
+fn a_format_2_database_is_upgraded_in_place() {
+    let test = fixture();
+    let mut euclidean: BTreeMap<u32, Vec<f32>> = (0..=300).map(|i| (i, vector(i, 16))).collect();
+    euclidean.remove(&7);
+    euclidean.insert(8, vector(1008, 16));
+    upgrade_and_build::<Euclidean>(&test, 0, 16, &euclidean);
+    let cosine: BTreeMap<u32, Vec<f32>> = (0..200).map(|i| (1_000 + i, vector(i, 8))).collect();
+    upgrade_and_build::<Cosine>(&test, 1, 8, &cosine);
+}
+
+#[test]
+fn an_upgrade_refuses_another_distance_or_dimension_count() {
+    let test = fixture();
+    let db = test.database::<Euclidean>();
+    let mut wtxn = test.env.write_txn().unwrap();
+    let err = Writer::<Cosine>::new(db.remap_data_type(), 0, 16).upgrade(&mut wtxn).unwrap_err();
+    assert!(matches!(err, Error::DistanceMismatch { expected: "cosine", .. }), "{err}");
+    let err = Writer::<Euclidean>::new(db, 0, 8).upgrade(&mut wtxn).unwrap_err();
+    assert!(matches!(err, Error::IndexDimensionMismatch { expected: 8, found: 16, .. }), "{err}");
+    assert!(!Writer::<Euclidean>::new(db, 9, 8).upgrade(&mut wtxn).unwrap(), "an index never written");
+}
