@@ -102,12 +102,26 @@ fn format_page_test_vectors() {
     assert_eq!(key.to_bytes(), [0x00, 0x01, 0x02, 0x00, 0x00, 0x01, 0x02]);
     let test = TestEnv::new(MIB);
     let db = test.database::<Euclidean>();
+    let writer = Writer::<Euclidean>::new(db, 1, 2);
     let mut wtxn = test.env.write_txn().unwrap();
-    Writer::<Euclidean>::new(db, 1, 2).add_item(&mut wtxn, 258, &[1.0, -2.0]).unwrap();
+    writer.add_item(&mut wtxn, 258, &[1.0, -2.0]).unwrap();
     wtxn.commit().unwrap();
-    let entries = test.dump();
-    let leaf = entries.iter().find(|(k, _)| k[..] == key.to_bytes()).unwrap();
-    assert_eq!(leaf.1, [0x00, 0x00, 0x00, 0x80, 0x3f, 0x00, 0x00, 0x00, 0xc0]);
+    let value = |key: Key| {
+        let entries = test.dump();
+        entries.into_iter().find(|(k, _)| k[..] == key.to_bytes()).unwrap().1
+    };
+    assert_eq!(value(key), [0x00, 0x00, 0x00, 0x80, 0x3f, 0x00, 0x00, 0x00, 0xc0]);
+
+    let mut wtxn = test.env.write_txn().unwrap();
+    writer.builder(&mut common::rng(1)).build(&mut wtxn).unwrap();
+    wtxn.commit().unwrap();
+    let header = Key { index: 1, mode: NodeMode::Metadata, id: 1 };
+    assert_eq!(value(header), [3, 0, 0, 0, 2, 0, 0, 0, 9, b'e', b'u', b'c', b'l', b'i', b'd', b'e', b'a', b'n']);
+    assert_eq!(value(key), [0x01, 0x00, 0x00, 0x00, 0x00]);
+    let slots = Key { index: 1, mode: NodeMode::Slots, id: 0 };
+    assert_eq!(value(slots), [0x02, 0x01, 0x00, 0x00, 0x00, 0x00, 0x80, 0x3f, 0x00, 0x00, 0x00, 0xc0]);
+    let tree = Key { index: 1, mode: NodeMode::Tree, id: 0 };
+    assert_eq!(value(tree), [0x04, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00]);
 
     let db = test.database::<Hamming>();
     let mut values = vec![-1.0; 65];
@@ -116,7 +130,5 @@ fn format_page_test_vectors() {
     Writer::<Hamming>::new(db, 2, 65).add_item(&mut wtxn, 0, &values).unwrap();
     wtxn.commit().unwrap();
     let key = Key { index: 2, mode: NodeMode::Item, id: 0 };
-    let entries = test.dump();
-    let leaf = entries.iter().find(|(k, _)| k[..] == key.to_bytes()).unwrap();
-    assert_eq!(leaf.1, [0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0]);
+    assert_eq!(value(key), [0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0]);
 }
