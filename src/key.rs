@@ -47,6 +47,8 @@ pub(crate) const METADATA_ID: u32 = 0;
 /// The id of the header record under [`NodeMode::Metadata`] (it held the
 /// bare format version up to format 2).
 pub(crate) const HEADER_ID: u32 = 1;
+/// The id of the codebook record under [`NodeMode::Metadata`].
+pub(crate) const CODEBOOK_ID: u32 = 2;
 /// A tree chunk's id is its tree number shifted by this, plus its chunk number.
 pub(crate) const TREE_SHIFT: u32 = 20;
 
@@ -75,6 +77,10 @@ impl Key {
 
     pub(crate) const fn header(index: u16) -> Key {
         Key::new(index, NodeMode::Metadata, HEADER_ID)
+    }
+
+    pub(crate) const fn codebook(index: u16) -> Key {
+        Key::new(index, NodeMode::Metadata, CODEBOOK_ID)
     }
 
     pub(crate) const fn updated(index: u16, item: u32) -> Key {
@@ -118,6 +124,7 @@ impl fmt::Display for Key {
         let kind = match self.mode {
             NodeMode::Metadata if self.id == METADATA_ID => return write!(f, "index {} metadata", self.index),
             NodeMode::Metadata if self.id == HEADER_ID => return write!(f, "index {} header", self.index),
+            NodeMode::Metadata if self.id == CODEBOOK_ID => return write!(f, "index {} codebook", self.index),
             NodeMode::Metadata => "metadata record",
             NodeMode::Updated => "updated mark",
             NodeMode::Item => "item",

@@ -84,6 +84,7 @@ compile_error!("spinney reads little-endian vectors in place and only builds for
 
 mod bits;
 mod build;
+mod codes;
 mod distance;
 mod error;
 mod half;
@@ -178,7 +179,8 @@ pub use kernels::implementation as kernel_implementation;
 pub use kernels::{Kernels, available as available_kernels};
 pub use progress::{MainStep, SubStep, WriterProgress};
 pub use reader::{
-    DEFAULT_EXACT_BELOW_COUNT, DEFAULT_EXACT_BELOW_RATIO, QueryBuilder, Reader, Searcher, Stats, TreeStats,
+    DEFAULT_EXACT_BELOW_COUNT, DEFAULT_EXACT_BELOW_RATIO, DEFAULT_RERANK_PER_RESULT, QueryBuilder, Reader, Searcher,
+    Stats, TreeStats,
 };
 pub use store::ItemIter;
 pub use version::FORMAT_VERSION;

@@ -6,6 +6,7 @@ use heed::types::Bytes;
 use heed::{RoTxn, RwTxn};
 use roaring::RoaringBitmap;
 
+use crate::codes::Codebook;
 use crate::error::Error;
 use crate::item::{ItemEntry, decode_mark};
 use crate::key::{Key, KeyCodec, NodeMode, Prefix, PrefixCodec};
@@ -38,6 +39,34 @@ pub(crate) fn metadata<'t>(db: RawDatabase, rtxn: &'t RoTxn, index: u16) -> Resu
     match get(db, rtxn, key)? {
         Some(bytes) => Metadata::decode(bytes).map(Some).map_err(|e| Error::corrupted(key, e)),
         None => Ok(None),
+    }
+}
+
+/// The codebook of `index`'s codes, if it has one.
+pub(crate) fn codebook(db: RawDatabase, rtxn: &RoTxn, index: u16) -> Result<Option<Codebook>> {
+    let key = Key::codebook(index);
+    get(db, rtxn, key)?.map(|bytes| Codebook::decode(bytes).map_err(|e| Error::corrupted(key, e))).transpose()
+}
+
+/// The codebook of a built index of the distance `D` with `dimensions`:
+/// `None` when `D` has no codes.
+pub(crate) fn built_codebook<D: Distance>(
+    db: RawDatabase,
+    rtxn: &RoTxn,
+    index: u16,
+    dimensions: usize,
+) -> Result<Option<Codebook>> {
+    if crate::codes::space::<D>(dimensions).is_none() {
+        return Ok(None);
+    }
+    let key = Key::codebook(index);
+    match codebook(db, rtxn, index)? {
+        Some(codebook) if codebook.dimensions() == dimensions => Ok(Some(codebook)),
+        Some(codebook) => {
+            let found = codebook.dimensions();
+            Err(Error::corrupted(key, format!("a codebook of {found} dimensions for an index of {dimensions}")))
+        }
+        None => Err(Error::corrupted(key, "the codebook is missing")),
     }
 }
 

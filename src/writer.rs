@@ -243,6 +243,7 @@ impl<D: Distance> Writer<D> {
                 store::delete_mode(self.db, wtxn, index, mode)?;
             }
             self.db.delete(wtxn, &Key::metadata(index))?;
+            self.db.delete(wtxn, &Key::codebook(index))?;
             self.write_header::<ND>(wtxn)?;
         }
         let Writer { db, index, dimensions, tmpdir, marker: _ } = self;

@@ -36,7 +36,7 @@ fn indexes_in_one_database_never_see_each_other() {
     // Each answers from its own vectors only.
     let all = NonZeroUsize::new(1000).unwrap();
     for q in 0..5 {
-        let found = b.nns(500).search_k(all).by_vector(&rtxn, second.queries.get(q)).unwrap();
+        let found = b.nns(500).search_k(all).rerank(all).by_vector(&rtxn, second.queries.get(q)).unwrap();
         assert_eq!(found.len(), 200);
         assert_eq!(b.item_vector(&rtxn, 150).unwrap().unwrap(), second.base.get(150));
         assert_eq!(a.item_vector(&rtxn, 150).unwrap().unwrap(), first.base.get(150));
@@ -184,7 +184,7 @@ fn add_overwrites_and_del_removes() {
     assert!(!reader.contains_item(&rtxn, 20).unwrap());
     assert_eq!(reader.nns(1).by_vector(&rtxn, &[999.0, 1.0]).unwrap(), [(10, 1.0)]);
     let all = NonZeroUsize::new(100).unwrap();
-    let near_20 = reader.nns(2).search_k(all).by_vector(&rtxn, &[20.0, 1.0]).unwrap();
+    let near_20 = reader.nns(2).search_k(all).rerank(all).by_vector(&rtxn, &[20.0, 1.0]).unwrap();
     assert_eq!(near_20.iter().map(|r| r.0).collect::<Vec<_>>(), [19, 21]);
 }
 
@@ -256,6 +256,7 @@ fn filters_of_every_size() {
             .nns(10)
             .candidates(&many)
             .search_k(all)
+            .rerank(all)
             .by_vector(&rtxn, query)
             .unwrap()
             .into_iter()

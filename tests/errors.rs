@@ -258,6 +258,25 @@ fn corrupted_bytes_are_errors_with_their_key() {
     assert_corrupted(&errors, stray);
 }
 
+/// `check` recomputes every code from its vector: a damaged code is found,
+/// though queries would only rank with it.
+#[test]
+fn check_finds_a_code_that_is_not_its_vectors() {
+    let test = TestEnv::new(64 * MIB);
+    let db = test.database::<Euclidean>();
+    let set = data::clustered(300, 1, 128, 1);
+    build_index(&test, db, 0, &set.base, Some(2), 1);
+    let slots = Key { index: 0, mode: NodeMode::Slots, id: 0 };
+    let mut wtxn = test.env.write_txn().unwrap();
+    Reader::<Euclidean>::open(&wtxn, 0, db).unwrap().check(&wtxn).unwrap();
+    let mut value = raw(db).get(&wtxn, &slots).unwrap().unwrap().to_vec();
+    // After 300 ids, the first block of codes: flip a bit of slot 5's code.
+    value[300 * 4 + 5] ^= 0b100;
+    raw(db).put(&mut wtxn, &slots, &value).unwrap();
+    let err = Reader::<Euclidean>::open(&wtxn, 0, db).unwrap().check(&wtxn).unwrap_err();
+    assert!(matches!(&err, Error::Corrupted { key, reason } if *key == slots && reason.contains("code")), "{err}");
+}
+
 #[test]
 fn a_full_map_is_an_error_and_loses_nothing() {
     let test = TestEnv::new(MIB);

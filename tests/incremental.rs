@@ -6,15 +6,20 @@ mod common;
 
 use std::num::NonZeroUsize;
 
-use common::model::{DIMENSIONS, Op, run};
+use common::model::{DIMENSIONS, Op, run, run_with};
 use common::{MIB, TestEnv, data};
 use proptest::prelude::*;
 use spinney::distances::{Cosine, DotProduct, Euclidean};
 use spinney::{Database, Distance, Reader, Writer};
 
 fn op() -> impl Strategy<Value = Op> {
+    op_of(DIMENSIONS)
+}
+
+/// An operation on vectors of `dimensions` values.
+fn op_of(dimensions: usize) -> impl Strategy<Value = Op> {
     // Small integer coordinates give ties and duplicates on purpose.
-    let vector = proptest::collection::vec((-3i8..=3).prop_map(f32::from), DIMENSIONS);
+    let vector = proptest::collection::vec((-3i8..=3).prop_map(f32::from), dimensions);
     prop_oneof![
         8 => (0u32..60, vector).prop_map(|(id, v)| Op::Add(id, v)),
         3 => (0u32..60).prop_map(Op::Delete),
@@ -39,6 +44,17 @@ proptest! {
     #[test]
     fn any_sequence_of_changes_matches_a_model_dot_product(ops in proptest::collection::vec(op(), 1..40)) {
         run::<DotProduct>(&ops);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    /// With 128 dimensions the slots hold codes: every build rewrites
+    /// them, `check` recomputes each, and exact answers need them all ranked.
+    #[test]
+    fn any_sequence_of_changes_matches_a_model_with_codes(ops in proptest::collection::vec(op_of(128), 1..40)) {
+        run_with::<Cosine>(&ops, 128);
     }
 }
 
@@ -130,7 +146,7 @@ fn reads_of_the_last_build_while_changes_are_pending() {
     assert_eq!(reader.item_vector(&wtxn, 42).unwrap(), None);
     assert_eq!(reader.nns(1).by_item(&wtxn, 3).unwrap(), None);
     let all = NonZeroUsize::new(100).unwrap();
-    let found = reader.nns(10).search_k(all).by_vector(&wtxn, &[1.0, 3.0]).unwrap();
+    let found = reader.nns(10).search_k(all).rerank(all).by_vector(&wtxn, &[1.0, 3.0]).unwrap();
     let ids: Vec<u32> = found.iter().map(|r| r.0).collect();
     assert!(!ids.contains(&3) && !ids.contains(&42), "{ids:?}");
     assert_eq!(found.last().unwrap().0, 4, "item 4 now points away: {found:?}");

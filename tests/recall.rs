@@ -111,7 +111,7 @@ fn unbounded_is_exact<D: Distance>() {
     let all = NonZeroUsize::new(dataset.base.len()).unwrap();
     for q in 0..dataset.queries.len() {
         let query = dataset.queries.get(q);
-        let found = reader.nns(10).search_k(all).by_vector(&rtxn, query).unwrap();
+        let found = reader.nns(10).search_k(all).rerank(all).by_vector(&rtxn, query).unwrap();
         let mut exact: Vec<(f32, u32)> = (0..dataset.base.len())
             .map(|i| (data::exact_distance(D::NAME, query, dataset.base.get(i)), i as u32))
             .collect();

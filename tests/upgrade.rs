@@ -56,7 +56,7 @@ fn upgrade_and_build<D: Distance>(test: &TestEnv, index: u16, dimensions: usize,
     }
     let all = NonZeroUsize::new(expected.len()).unwrap();
     for query in [vector(5_000, dimensions), vector(5_001, dimensions)] {
-        let found = reader.nns(5).search_k(all).by_vector(&rtxn, &query).unwrap();
+        let found = reader.nns(5).search_k(all).rerank(all).by_vector(&rtxn, &query).unwrap();
         let mut exact: Vec<(f32, u32)> =
             expected.iter().map(|(&id, v)| (data::exact_distance(D::NAME, &query, v), id)).collect();
         exact.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));

@@ -48,6 +48,7 @@ use self::frozen::FrozenItems;
 use self::grow::{GrowParams, Grower, tree_rng};
 use self::slots::SlotPlan;
 use self::update::{UpdateContext, update_tree};
+use crate::codes::{self, Codebook};
 use crate::error::Error;
 use crate::item::{ItemEntry, encode_built};
 use crate::key::{Key, NodeMode};
@@ -65,6 +66,10 @@ use crate::{Distance, ItemId, Result};
 const SCRATCH_PER_ITEM_AND_TREE: usize = 10;
 /// The least scratch a build allows itself when `available_memory` is unset.
 const DEFAULT_SCRATCH_FLOOR: usize = 64 << 20;
+
+/// The random stream the codebook's rotation is drawn from (the trees take
+/// the streams from 0).
+const CODEBOOK_STREAM: u64 = u64::MAX;
 
 /// The most trees an index can have.
 pub const MAX_TREES: usize = 4096;
@@ -246,10 +251,12 @@ impl<'a, D: Distance, R: Rng + SeedableRng> Builder<'a, D, R> {
         let n_trees = self.n_trees.unwrap_or_else(|| default_n_trees::<D>(frozen.len() as u64, dimensions));
         info!(index, items = frozen.len(), n_trees, "building every tree");
         let context = D::context(frozen.leaves.iter().copied());
+        let codebook = codes::space::<D>(dimensions)
+            .map(|_| Codebook::of(dimensions, frozen.leaves.iter(), tree_rng(seed, CODEBOOK_STREAM).random()));
         let params = GrowParams { context, split_after, cancel: &*self.cancel };
         self.step(MainStep::UpdatingTrees, Some(SubStep { unit: "trees", done: 0, total: 0 }))?;
         let trees = self.grow_trees(&params, &frozen, seed, 0, n_trees)?;
-        let slots = self.spool_slots(&plan)?;
+        let slots = self.spool_slots(&plan, codebook.as_ref())?;
         let metadata = Metadata {
             split_after: split_after as u32,
             roots: trees.iter().map(|tree| tree.root).collect(),
@@ -258,7 +265,7 @@ impl<'a, D: Distance, R: Rng + SeedableRng> Builder<'a, D, R> {
             items: ids,
             free: RoaringBitmap::new(),
         };
-        Ok(Output { fresh: true, trees: Some(trees), slots, directory: plan.directory(), metadata })
+        Ok(Output { fresh: true, trees: Some(trees), slots, directory: plan.directory(), metadata, codebook })
     }
 
     /// Steps 1 to 3 of a build over a built index: the kept trees updated,
@@ -275,10 +282,18 @@ impl<'a, D: Distance, R: Rng + SeedableRng> Builder<'a, D, R> {
             .map_err(|_| Error::corrupted(Key::metadata(index), "the build context does not decode"))?;
         let mut metadata = built.to_static();
         if changes.is_empty() && n_grown == 0 && kept == built.roots.len() {
-            return Ok(Output { fresh: false, trees: None, slots: None, directory: Vec::new(), metadata });
+            return Ok(Output {
+                fresh: false,
+                trees: None,
+                slots: None,
+                directory: Vec::new(),
+                metadata,
+                codebook: None,
+            });
         }
 
         let layout = Layout::<D>::open(db, rtxn, index, dimensions, built.n_slots, &built.roots)?;
+        let codebook = store::built_codebook::<D>(db, rtxn, index, dimensions)?;
         let plan = SlotPlan::update(index, &layout.slots, built, &changes)?;
         let params = GrowParams { context, split_after, cancel: &*self.cancel };
         let cx = UpdateContext {
@@ -306,34 +321,42 @@ impl<'a, D: Distance, R: Rng + SeedableRng> Builder<'a, D, R> {
             let frozen = FrozenItems::of_slots(plan.live(), |slot| plan.leaf(slot))?;
             trees.extend(self.grow_trees(&params, &frozen, seed, kept, n_grown)?);
         }
-        let slots = self.spool_slots(&plan)?;
+        let slots = self.spool_slots(&plan, codebook.as_ref())?;
         metadata.roots = trees.iter().map(|tree| tree.root).collect();
         metadata.n_slots = plan.n_slots;
         metadata.free = plan.free.clone();
         metadata.items = changes.items;
-        Ok(Output { fresh: false, trees: Some(trees), slots, directory: plan.directory(), metadata })
+        Ok(Output { fresh: false, trees: Some(trees), slots, directory: plan.directory(), metadata, codebook: None })
     }
 
-    /// Packs the slot chunks `plan` changes into a temporary file.
-    fn spool_slots(&self, plan: &SlotPlan<'_, '_, D>) -> Result<Option<SpooledChunks>> {
+    /// Packs the slot chunks `plan` changes, with their codes, into a
+    /// temporary file.
+    fn spool_slots(&self, plan: &SlotPlan<'_, '_, D>, codebook: Option<&Codebook>) -> Result<Option<SpooledChunks>> {
         if plan.assigned.is_empty() {
             return Ok(None);
         }
         let mut spool = Spool::new(self.writer.tmpdir.as_deref());
-        let chunks = plan.spool_chunks(SlotGeometry::of::<D>(self.writer.dimensions), &mut spool)?;
+        let geometry = SlotGeometry::of::<D>(self.writer.dimensions);
+        let chunks = plan.spool_chunks(geometry, codebook, &mut spool)?;
         Ok(Some(SpooledChunks { chunks, values: spool.finish()? }))
     }
 
     /// Steps 4 and 5: everything that writes.
     fn write(&self, wtxn: &mut RwTxn, output: Output) -> Result<()> {
         let (db, index) = (self.writer.db, self.writer.index);
-        let Output { fresh, trees, slots, directory, metadata } = output;
+        let Output { fresh, trees, slots, directory, metadata, codebook } = output;
         self.step(MainStep::RemovingOldTrees, None)?;
         db.delete(wtxn, &Key::metadata(index))?;
         store::delete_mode(db, wtxn, index, NodeMode::Updated)?;
         if fresh {
             for mode in [NodeMode::Item, NodeMode::Slots, NodeMode::Tree] {
                 store::delete_mode(db, wtxn, index, mode)?;
+            }
+            db.delete(wtxn, &Key::codebook(index))?;
+            if let Some(codebook) = codebook {
+                let mut bytes = Vec::new();
+                codebook.encode_into(&mut bytes);
+                db.put(wtxn, &Key::codebook(index), &bytes)?;
             }
         } else if trees.is_some() {
             store::delete_mode(db, wtxn, index, NodeMode::Tree)?;
@@ -426,6 +449,8 @@ struct Output {
     directory: Vec<(ItemId, u32)>,
     /// The metadata after the build.
     metadata: Metadata<'static>,
+    /// The codebook a fresh build drew.
+    codebook: Option<Codebook>,
 }
 
 /// Slot chunks in a temporary file, and their numbers.

@@ -9,6 +9,7 @@
 use roaring::RoaringBitmap;
 
 use super::changes::Changes;
+use crate::codes::{CodeWriter, Codebook};
 use crate::error::Error;
 use crate::item::Leaf;
 use crate::key::Key;
@@ -86,9 +87,15 @@ impl<'t, 'o, D: Distance> SlotPlan<'t, 'o, D> {
         (0..self.n_slots).filter(|slot| !self.free.contains(*slot))
     }
 
-    /// Spools every chunk holding a slot given by this plan, and returns
-    /// their numbers with them.
-    pub fn spool_chunks(&self, geometry: SlotGeometry, spool: &mut Spool) -> Result<Vec<u32>> {
+    /// Spools every chunk holding a slot given by this plan, with the codes
+    /// of `codebook`, and returns their numbers with them.
+    pub fn spool_chunks(
+        &self,
+        geometry: SlotGeometry,
+        codebook: Option<&Codebook>,
+        spool: &mut Spool,
+    ) -> Result<Vec<u32>> {
+        let mut encoder = codebook.map(CodeWriter::new);
         let mut chunks: Vec<u32> = self.assigned.iter().map(|&(slot, ..)| geometry.locate(slot).0).collect();
         chunks.dedup();
         let mut buffer = Vec::new();
@@ -96,7 +103,7 @@ impl<'t, 'o, D: Distance> SlotPlan<'t, 'o, D> {
         for &chunk in &chunks {
             buffer.clear();
             let first = chunk << geometry.shift;
-            let count = geometry.count(chunk, self.n_slots);
+            let count = geometry.slots_in(chunk, self.n_slots);
             pack_chunk(
                 geometry,
                 self.old,
@@ -109,6 +116,7 @@ impl<'t, 'o, D: Distance> SlotPlan<'t, 'o, D> {
                         (item, leaf)
                     })
                 },
+                encoder.as_mut(),
                 &mut buffer,
             );
             spool.append(&buffer)?;

@@ -84,6 +84,7 @@ macro_rules! stored_as_bits {
     ($one:expr, $zero:expr) => {
         const QUANTIZED: bool = true;
         const DEFAULT_OVERSAMPLING: usize = BINARY_OVERSAMPLING;
+        const CODE_SPACE: Option<crate::codes::CodeSpace> = None;
         type Codec = PackedBits;
         type NormalCodec = PackedBits;
         type Context = ();

@@ -1,6 +1,7 @@
 use bytemuck::{Pod, Zeroable};
 
 use super::{Distance, sealed, stored_as_f32, unit_difference};
+use crate::codes::CodeSpace;
 use crate::half::UnalignedF16;
 use crate::item::Leaf;
 use crate::kernels;
@@ -28,6 +29,7 @@ impl sealed::Sealed for Cosine {}
 impl Distance for Cosine {
     const NAME: &'static str = "cosine";
     stored_as_f32!();
+    const CODE_SPACE: Option<CodeSpace> = Some(CodeSpace::Cosine);
     type Header = NormHeader;
     type Context = ();
 
@@ -45,6 +47,10 @@ impl Distance for Cosine {
 
     fn user_distance(distance: f32) -> f32 {
         distance
+    }
+
+    fn code_vector(leaf: &Leaf<'_, Self>, out: &mut Vec<f32>) {
+        Self::split_point(leaf, (), out);
     }
 
     fn split_point(leaf: &Leaf<'_, Self>, _context: (), out: &mut Vec<f32>) {

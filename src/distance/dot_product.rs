@@ -1,7 +1,8 @@
 use bytemuck::{Pod, Zeroable};
 
 use super::cosine::NormHeader;
-use super::{Distance, sealed, stored_as_f32, unit_difference};
+use super::{Distance, copy_point, sealed, stored_as_f32, unit_difference};
+use crate::codes::CodeSpace;
 use crate::half::UnalignedF16;
 use crate::item::Leaf;
 use crate::kernels;
@@ -38,6 +39,7 @@ impl sealed::Sealed for DotProduct {}
 impl Distance for DotProduct {
     const NAME: &'static str = "dot-product";
     stored_as_f32!();
+    const CODE_SPACE: Option<CodeSpace> = Some(CodeSpace::Dot);
     type Header = NormHeader;
     type Context = MaxNorm;
 
@@ -56,6 +58,10 @@ impl Distance for DotProduct {
 
     fn user_distance(distance: f32) -> f32 {
         -distance
+    }
+
+    fn code_vector(leaf: &Leaf<'_, Self>, out: &mut Vec<f32>) {
+        copy_point(leaf.vector, out);
     }
 
     fn split_point(leaf: &Leaf<'_, Self>, context: MaxNorm, out: &mut Vec<f32>) {

@@ -1,4 +1,5 @@
 use super::{Distance, bisecting_plane, copy_point, offset_margin, sealed, stored_as_f32};
+use crate::codes::CodeSpace;
 use crate::half::UnalignedF16;
 use crate::item::Leaf;
 use crate::kernels;
@@ -15,6 +16,7 @@ impl sealed::Sealed for Euclidean {}
 impl Distance for Euclidean {
     const NAME: &'static str = "euclidean";
     stored_as_f32!();
+    const CODE_SPACE: Option<CodeSpace> = Some(CodeSpace::Euclidean);
     type Header = ();
     type Context = ();
 
@@ -29,6 +31,10 @@ impl Distance for Euclidean {
 
     fn user_distance(distance: f32) -> f32 {
         distance.sqrt()
+    }
+
+    fn code_vector(leaf: &Leaf<'_, Self>, out: &mut Vec<f32>) {
+        copy_point(leaf.vector, out);
     }
 
     fn split_point(leaf: &Leaf<'_, Self>, _context: (), out: &mut Vec<f32>) {

@@ -1,4 +1,5 @@
 use super::{Distance, bisecting_plane, copy_point, offset_margin, sealed, stored_as_f32};
+use crate::codes::CodeSpace;
 use crate::half::UnalignedF16;
 use crate::item::Leaf;
 use crate::kernels;
@@ -17,6 +18,7 @@ impl sealed::Sealed for Manhattan {}
 impl Distance for Manhattan {
     const NAME: &'static str = "manhattan";
     stored_as_f32!();
+    const CODE_SPACE: Option<CodeSpace> = Some(CodeSpace::Euclidean);
     type Header = ();
     type Context = ();
 
@@ -31,6 +33,10 @@ impl Distance for Manhattan {
 
     fn user_distance(distance: f32) -> f32 {
         distance
+    }
+
+    fn code_vector(leaf: &Leaf<'_, Self>, out: &mut Vec<f32>) {
+        copy_point(leaf.vector, out);
     }
 
     fn split_point(leaf: &Leaf<'_, Self>, _context: (), out: &mut Vec<f32>) {

@@ -14,6 +14,7 @@ use std::fmt;
 
 use bytemuck::Pod;
 
+use crate::codes::CodeSpace;
 use crate::half::UnalignedF16;
 use crate::item::Leaf;
 use crate::vector::{F32, UnalignedF32, VectorCodec};
@@ -57,6 +58,11 @@ pub trait Distance: sealed::Sealed + Send + Sync + Sized + Copy + fmt::Debug + '
     /// The default multiplier of `search_k` (see
     /// [`crate::QueryBuilder::oversampling`]).
     const DEFAULT_OVERSAMPLING: usize;
+
+    /// How codes estimate this distance before the exact ranking: `None`
+    /// for the distances over bits, whose vectors are their own codes.
+    #[doc(hidden)]
+    const CODE_SPACE: Option<CodeSpace>;
 
     /// How vectors are stored.
     #[doc(hidden)]
@@ -116,6 +122,14 @@ pub trait Distance: sealed::Sealed + Send + Sync + Sized + Copy + fmt::Debug + '
     /// The distance returned to users, from the internal one.
     #[doc(hidden)]
     fn user_distance(distance: f32) -> f32;
+
+    /// Writes the vector a leaf's code encodes: the vector, or its
+    /// direction for cosine (see [`Distance::CODE_SPACE`]).
+    #[doc(hidden)]
+    fn code_vector(leaf: &Leaf<'_, Self>, out: &mut Vec<f32>) {
+        let _ = leaf;
+        out.clear();
+    }
 
     /// Writes the coordinates in which two-means clusters this leaf.
     #[doc(hidden)]

@@ -37,6 +37,9 @@ pub struct Kernels {
     pub l1: fn(&[u8], &[u8]) -> f32,
     /// The number of differing bits over whole little-endian `u64` words.
     pub hamming: fn(&[u8], &[u8]) -> u32,
+    /// The sums of a query's byte tables over the 4-bit pieces of a block
+    /// of 32 codes (see `codes`).
+    pub fastscan: fn(&[u8], &[u8]) -> [u32; 32],
 }
 
 /// Every implementation this CPU can run, the portable one first.
@@ -85,6 +88,15 @@ pub fn l1(a: UnalignedF32<'_>, b: UnalignedF32<'_>) -> f32 {
 /// The number of bits that differ between `a` and `b`.
 pub fn hamming(a: Bits<'_>, b: Bits<'_>) -> u32 {
     (KERNELS.hamming)(a.as_bytes(), b.as_bytes())
+}
+
+/// For each of the 32 codes of `block`, the sum of `tables`' values at its
+/// 4-bit pieces, a table of 16 bytes per group of 4 dimensions (see
+/// `codes`); groups past the end of the shorter argument, or an odd last
+/// one, count for nothing in the vector kernels: callers pass whole pairs.
+#[inline]
+pub fn fastscan(block: &[u8], tables: &[u8]) -> [u32; 32] {
+    (KERNELS.fastscan)(block, tables)
 }
 
 /// The Euclidean norm of `a`.
@@ -161,6 +173,30 @@ mod tests {
             }).sum();
             for kernels in available() {
                 prop_assert_eq!((kernels.hamming)(&ab[shift..], &bb), expected, "{}", kernels.name);
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn every_fastscan_kernel_sums_the_table_entries(
+            (block, tables) in (0usize..300).prop_flat_map(|pairs| {
+                let bytes = 32 * pairs;
+                (proptest::collection::vec(any::<u8>(), bytes), proptest::collection::vec(any::<u8>(), bytes))
+            }),
+            shift in 0usize..16,
+        ) {
+            let mut shifted = vec![0u8; shift];
+            shifted.extend_from_slice(&block);
+            let mut expected = [0u32; 32];
+            for (row, table) in block.chunks_exact(16).zip(tables.chunks_exact(16)) {
+                for t in 0..16 {
+                    expected[t] += u32::from(table[usize::from(row[t] % 16)]);
+                    expected[t + 16] += u32::from(table[usize::from(row[t] / 16)]);
+                }
+            }
+            for kernels in available() {
+                prop_assert_eq!((kernels.fastscan)(&shifted[shift..], &tables), expected, "{}", kernels.name);
             }
         }
     }

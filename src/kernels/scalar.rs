@@ -136,4 +136,19 @@ fn hamming(a: &[u8], b: &[u8]) -> u32 {
 }
 
 /// The portable kernels.
-pub(crate) const KERNELS: Kernels = Kernels { name: "scalar", dot, dot_f16, l2_squared, l1, hamming };
+/// The sums, for each of the 32 codes of a block, of `tables`' values at
+/// the 4-bit pieces of its code: `Σ_g tables[16 g + piece_g(code)]`. A
+/// block has 16 bytes per group, byte `t` holding the piece of code `t` in
+/// its low half and that of code `t + 16` in its high half (see `codes`).
+fn fastscan(block: &[u8], tables: &[u8]) -> [u32; 32] {
+    let mut sums = [0u32; 32];
+    for (row, table) in block.chunks_exact(16).zip(tables.chunks_exact(16)) {
+        for (t, &pieces) in row.iter().enumerate() {
+            sums[t] += u32::from(table[usize::from(pieces & 15)]);
+            sums[t + 16] += u32::from(table[usize::from(pieces >> 4)]);
+        }
+    }
+    sums
+}
+
+pub(crate) const KERNELS: Kernels = Kernels { name: "scalar", dot, dot_f16, l2_squared, l1, hamming, fastscan };

@@ -113,6 +113,57 @@ fn hamming_popcnt(a: &[u8], b: &[u8]) -> u32 {
     hamming_words(a, b)
 }
 
+/// The fast-scan sums of a block of 32 codes (see `scalar::fastscan`): two
+/// groups per step, one 16-entry table per 128-bit lane, looked up for the
+/// low and the high pieces of 16 bytes by one shuffle each, and added as
+/// 16-bit sums (even and odd bytes apart), flushed to 32 bits every 256
+/// groups, before a sum of up to 255 per group could overflow.
+#[target_feature(enable = "avx2")]
+fn fastscan_avx2(block: &[u8], tables: &[u8]) -> [u32; 32] {
+    let groups = (tables.len() / 16).min(block.len() / 16) & !1;
+    let low_bits = _mm256_set1_epi8(0x0f);
+    let low_bytes = _mm256_set1_epi16(0xff);
+    let mut sums = [0u32; 32];
+    let mut group = 0;
+    while group < groups {
+        let end = (group + 256).min(groups);
+        let [mut low_even, mut low_odd, mut high_even, mut high_odd] = [_mm256_setzero_si256(); 4];
+        while group < end {
+            // SAFETY: `group + 2 <= groups`, and both slices hold at least
+            // `16 × groups` bytes, so the 32 bytes read from each at
+            // `16 × group` are inside it; `loadu` needs no alignment.
+            let (pieces, table) = unsafe {
+                (
+                    _mm256_loadu_si256(block.as_ptr().add(group * 16).cast()),
+                    _mm256_loadu_si256(tables.as_ptr().add(group * 16).cast()),
+                )
+            };
+            let low = _mm256_shuffle_epi8(table, _mm256_and_si256(pieces, low_bits));
+            let high = _mm256_shuffle_epi8(table, _mm256_and_si256(_mm256_srli_epi16(pieces, 4), low_bits));
+            low_even = _mm256_add_epi16(low_even, _mm256_and_si256(low, low_bytes));
+            low_odd = _mm256_add_epi16(low_odd, _mm256_srli_epi16(low, 8));
+            high_even = _mm256_add_epi16(high_even, _mm256_and_si256(high, low_bytes));
+            high_odd = _mm256_add_epi16(high_odd, _mm256_srli_epi16(high, 8));
+            group += 2;
+        }
+        // Lane 0 summed the even groups, lane 1 the odd ones, of the same codes.
+        let (low_sums, high_sums) = sums.split_at_mut(16);
+        for (sums, even, odd) in [(low_sums, low_even, low_odd), (high_sums, high_even, high_odd)] {
+            let (mut e, mut o) = ([0u16; 16], [0u16; 16]);
+            // SAFETY: each array holds exactly the 32 bytes stored.
+            unsafe {
+                _mm256_storeu_si256(e.as_mut_ptr().cast(), even);
+                _mm256_storeu_si256(o.as_mut_ptr().cast(), odd);
+            }
+            for (k, pair) in sums.chunks_exact_mut(2).enumerate() {
+                pair[0] += u32::from(e[k]) + u32::from(e[k + 8]);
+                pair[1] += u32::from(o[k]) + u32::from(o[k + 8]);
+            }
+        }
+    }
+    sums
+}
+
 fn dot(a: &[u8], b: &[u8]) -> f32 {
     // SAFETY: this function is only reachable through the table `kernels`
     // returns, which it returns only when the CPU has AVX2 and FMA.
@@ -139,6 +190,11 @@ fn hamming(a: &[u8], b: &[u8]) -> u32 {
     unsafe { hamming_popcnt(a, b) }
 }
 
+fn fastscan(block: &[u8], tables: &[u8]) -> [u32; 32] {
+    // SAFETY: as in `dot`: reachable only once AVX2 is detected.
+    unsafe { fastscan_avx2(block, tables) }
+}
+
 /// The AVX2 + FMA kernels (with POPCNT for bits and F16C for split
 /// normals), when this CPU has all four.
 pub(super) fn kernels() -> Option<Kernels> {
@@ -146,5 +202,5 @@ pub(super) fn kernels() -> Option<Kernels> {
         && std::is_x86_feature_detected!("fma")
         && std::is_x86_feature_detected!("popcnt")
         && std::is_x86_feature_detected!("f16c");
-    supported.then_some(Kernels { name: "avx2+fma", dot, dot_f16, l2_squared, l1, hamming })
+    supported.then_some(Kernels { name: "avx2+fma", dot, dot_f16, l2_squared, l1, hamming, fastscan })
 }

@@ -7,11 +7,13 @@
 //! | bytes | field |
 //! | --- | --- |
 //! | 4 × n | the item id of each slot, `u32` little-endian |
+//! | k | the codes of the slots (see `codes`), for the `f32` distances |
 //! | h × n | the distance's header of each slot (plain old data) |
 //! | v × n | the vector of each slot, in the distance's codec |
 //!
 //! `n` is the number of slots in the chunk, `h` and `v` the sizes of a
-//! header and of a vector. `shift` is the largest that keeps a full chunk
+//! header and of a vector, `k` that of `n` codes: blocks of 32, then two
+//! `f32`s per slot. `shift` is the largest that keeps a full chunk
 //! within 1 MiB (at least 0, at most 16): it depends only on the distance
 //! and the dimensions. A free slot (its item deleted) keeps stale bytes
 //! until a build reuses it; the metadata lists the free slots.
@@ -20,6 +22,7 @@ use std::marker::PhantomData;
 
 use heed::RoTxn;
 
+use crate::codes::{self, CodeWriter, Codes};
 use crate::error::Error;
 use crate::item::Leaf;
 use crate::key::{Key, NodeMode};
@@ -36,21 +39,42 @@ const MAX_SHIFT: u32 = 16;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct SlotGeometry {
     pub shift: u32,
+    pub dimensions: usize,
+    /// Whether slots have codes.
+    pub codes: bool,
     pub header: usize,
     pub vector: usize,
 }
 
 impl SlotGeometry {
     pub fn of<D: Distance>(dimensions: usize) -> SlotGeometry {
+        let codes = codes::space::<D>(dimensions).is_some();
         let (header, vector) = (size_of::<D::Header>(), D::Codec::size(dimensions));
-        let per_slot = 4 + header + vector;
-        let fits = (CHUNK_BYTES / per_slot).max(1);
-        let shift = fits.ilog2().min(MAX_SHIFT);
-        SlotGeometry { shift, header, vector }
+        let mut geometry = SlotGeometry { shift: 0, dimensions, codes, header, vector };
+        while geometry.shift < MAX_SHIFT && geometry.chunk_size(2 << geometry.shift) <= CHUNK_BYTES {
+            geometry.shift += 1;
+        }
+        geometry
     }
 
-    pub fn per_slot(self) -> usize {
-        4 + self.header + self.vector
+    /// The bytes of the codes of `count` slots.
+    pub fn code_section(self, count: usize) -> usize {
+        if self.codes { codes::section_size(self.dimensions, count) } else { 0 }
+    }
+
+    /// The bytes of a chunk of `count` slots.
+    pub fn chunk_size(self, count: usize) -> usize {
+        count * (4 + self.header + self.vector) + self.code_section(count)
+    }
+
+    /// The number of slots of a chunk of `len` bytes, if it is whole slots.
+    fn count(self, len: usize) -> Option<usize> {
+        let (mut low, mut high) = (0, len / (4 + self.header + self.vector).max(1) + 1);
+        while low < high {
+            let middle = (low + high) / 2;
+            if self.chunk_size(middle) < len { low = middle + 1 } else { high = middle }
+        }
+        (self.chunk_size(low) == len).then_some(low)
     }
 
     /// The chunk of `slot` and its position there.
@@ -59,16 +83,17 @@ impl SlotGeometry {
     }
 
     /// The number of slots in chunk `chunk` of `n_slots`.
-    pub fn count(self, chunk: u32, n_slots: u32) -> usize {
+    pub fn slots_in(self, chunk: u32, n_slots: u32) -> usize {
         let first = u64::from(chunk) << self.shift;
         (u64::from(n_slots).saturating_sub(first)).min(1 << self.shift) as usize
     }
 }
 
-/// One chunk, cut into its three sections.
+/// One chunk, cut into its sections.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct SlotChunk<'t> {
     ids: &'t [u8],
+    codes: Option<Codes<'t>>,
     headers: &'t [u8],
     vectors: &'t [u8],
 }
@@ -76,12 +101,17 @@ pub(crate) struct SlotChunk<'t> {
 impl<'t> SlotChunk<'t> {
     /// Cuts the value of a chunk of `count` slots, if it has the right size.
     fn new(geometry: SlotGeometry, bytes: &'t [u8], count: usize) -> Option<SlotChunk<'t>> {
-        if bytes.len() != count * geometry.per_slot() {
+        if bytes.len() != geometry.chunk_size(count) {
             return None;
         }
         let (ids, rest) = bytes.split_at(count * 4);
+        let (codes, rest) = rest.split_at(geometry.code_section(count));
+        let codes = match geometry.codes {
+            true => Some(Codes::new(codes, geometry.dimensions, count)?),
+            false => None,
+        };
         let (headers, vectors) = rest.split_at(count * geometry.header);
-        Some(SlotChunk { ids, headers, vectors })
+        Some(SlotChunk { ids, codes, headers, vectors })
     }
 
     fn count(&self) -> usize {
@@ -120,17 +150,19 @@ impl<'t, D: Distance> SlotTable<'t, D> {
                 return Err(Error::corrupted(Key::slots(index, chunk), "the slot chunk is missing"));
             }
             let count = match n_slots {
-                Some(n_slots) => geometry.count(chunk, n_slots),
-                None => bytes.len() / geometry.per_slot(),
+                Some(n_slots) => Some(geometry.slots_in(chunk, n_slots)),
+                None => geometry.count(bytes.len()),
             };
-            let Some(parsed) = SlotChunk::new(geometry, bytes, count).filter(|c| c.count() > 0) else {
+            let parsed = count.and_then(|count| SlotChunk::new(geometry, bytes, count)).filter(|c| c.count() > 0);
+            let Some(parsed) = parsed else {
+                let count = count.map_or("a whole number of".into(), |count| count.to_string());
                 let reason = format!("{} bytes for a chunk of {count} slots of {dimensions} dimensions", bytes.len());
                 return Err(Error::corrupted(key, reason));
             };
             if seen != u64::from(chunk) << geometry.shift {
                 return Err(Error::corrupted(key, "the chunk before it is not full"));
             }
-            seen += count as u64;
+            seen += parsed.count() as u64;
             chunks.push(parsed);
         }
         let found = u32::try_from(seen).map_err(|_| Error::corrupted(Key::slots(index, 0), "too many slots"))?;
@@ -144,8 +176,8 @@ impl<'t, D: Distance> SlotTable<'t, D> {
     /// The slots of one chunk's value, numbered from 0, if it is whole
     /// slots, and no more than a chunk holds.
     pub fn of_chunk(geometry: SlotGeometry, bytes: &'t [u8]) -> Option<SlotTable<'t, D>> {
-        let count = bytes.len() / geometry.per_slot();
-        let chunk = SlotChunk::new(geometry, bytes, count).filter(|_| count <= 1 << geometry.shift)?;
+        let count = geometry.count(bytes.len()).filter(|&count| count <= 1 << geometry.shift)?;
+        let chunk = SlotChunk::new(geometry, bytes, count)?;
         Some(SlotTable { geometry, n_slots: count as u32, chunks: vec![chunk], marker: PhantomData })
     }
 
@@ -178,9 +210,15 @@ impl<'t, D: Distance> SlotTable<'t, D> {
         Leaf { header, vector }
     }
 
+    /// The codes of chunk `chunk`, for distances with codes.
+    #[inline]
+    pub fn codes(&self, chunk: u32) -> Option<&Codes<'t>> {
+        self.chunks[chunk as usize].codes.as_ref()
+    }
+
     /// The raw bytes of chunk `chunk`'s slot `at`: id, header and vector.
     fn raw(&self, chunk: u32, at: usize) -> Option<[&'t [u8]; 3]> {
-        let SlotChunk { ids, headers, vectors } = *self.chunks.get(chunk as usize)?;
+        let SlotChunk { ids, headers, vectors, .. } = *self.chunks.get(chunk as usize)?;
         let (h, v) = (self.geometry.header, self.geometry.vector);
         Some([ids.get(at * 4..at * 4 + 4)?, headers.get(at * h..(at + 1) * h)?, vectors.get(at * v..(at + 1) * v)?])
     }
@@ -205,30 +243,42 @@ pub(crate) fn read_slot<'t, D: Distance>(
 }
 
 /// Packs a chunk of `count` slots, asking `slot(at)` for the id and leaf of
-/// each position that changes, and taking the others from `old`.
+/// each position that changes (their codes written by `codes`), and taking
+/// the others from `old`.
 pub(crate) fn pack_chunk<'a, D: Distance + 'a>(
     geometry: SlotGeometry,
     old: Option<&SlotTable<'_, D>>,
     chunk: u32,
     count: usize,
     mut slot: impl FnMut(usize) -> Option<(ItemId, Leaf<'a, D>)>,
+    mut codes: Option<&mut CodeWriter<'_>>,
     out: &mut Vec<u8>,
 ) {
     let start = out.len();
-    out.resize(start + count * geometry.per_slot(), 0);
+    out.resize(start + geometry.chunk_size(count), 0);
     let (ids, rest) = out[start..].split_at_mut(count * 4);
+    let (code_section, rest) = rest.split_at_mut(geometry.code_section(count));
     let (headers, vectors) = rest.split_at_mut(count * geometry.header);
     let (h, v) = (geometry.header, geometry.vector);
+    let old_codes = old.filter(|old| (chunk as usize) < old.chunks.len()).and_then(|old| old.codes(chunk));
     for at in 0..count {
         let new = slot(at);
         let id_bytes;
         let [id, header, vector]: [&[u8]; 3] = match &new {
             Some((id, leaf)) => {
+                if let Some(codes) = codes.as_deref_mut().filter(|_| geometry.codes) {
+                    codes.write(leaf, code_section, count, at);
+                }
                 id_bytes = id.to_le_bytes();
                 [&id_bytes, bytemuck::bytes_of(&leaf.header), D::Codec::as_bytes(leaf.vector)]
             }
             None => match old.and_then(|old| old.raw(chunk, at)) {
-                Some(raw) => raw,
+                Some(raw) => {
+                    if let Some(old_codes) = old_codes {
+                        old_codes.copy_to(at, code_section, count, at);
+                    }
+                    raw
+                }
                 // A slot no item ever held: zeros.
                 None => continue,
             },

@@ -4,6 +4,7 @@ use heed::RoTxn;
 use roaring::RoaringBitmap;
 
 use super::Reader;
+use crate::codes::{self, CodeWriter, Codes};
 use crate::error::Error;
 use crate::item::ItemEntry;
 use crate::key::{Key, NodeMode};
@@ -144,14 +145,28 @@ impl<D: Distance> Reader<'_, D> {
         }
 
         let mut ids = RoaringBitmap::new();
+        let mut writer = self.codebook.as_ref().map(CodeWriter::new);
+        let mut section = Vec::new();
         for slot in &live {
             let id = slots.id(slot);
-            let key = Key::slots(index, slots.geometry().locate(slot).0);
+            let (chunk, at) = slots.geometry().locate(slot);
+            let key = Key::slots(index, chunk);
             if !metadata.items.contains(id) || !ids.insert(id) {
                 return Err(Error::corrupted(key, format!("slot {slot} holds item {id}, not built or in two slots")));
             }
-            if !D::Codec::is_canonical(slots.leaf(slot).vector, self.dimensions) {
+            let leaf = slots.leaf(slot);
+            if !D::Codec::is_canonical(leaf.vector, self.dimensions) {
                 return Err(Error::corrupted(key, format!("the vector of slot {slot} has padding bits set")));
+            }
+            if let (Some(writer), Some(codes)) = (writer.as_mut(), slots.codes(chunk)) {
+                // The code of the vector, written alone, as the build wrote it.
+                section.clear();
+                section.resize(codes::section_size(self.dimensions, 1), 0);
+                writer.write(&leaf, &mut section, 1, 0);
+                let expected = Codes::new(&section, self.dimensions, 1).map(|alone| alone.code(0));
+                if expected != Some(codes.code(at)) {
+                    return Err(Error::corrupted(key, format!("the code of slot {slot} is not its vector's")));
+                }
             }
         }
         if ids != metadata.items {

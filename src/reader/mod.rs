@@ -10,7 +10,10 @@ use heed::RoTxn;
 use roaring::RoaringBitmap;
 
 pub use self::check::{Stats, TreeStats};
-pub use self::query::{DEFAULT_EXACT_BELOW_COUNT, DEFAULT_EXACT_BELOW_RATIO, QueryBuilder, Searcher};
+pub use self::query::{
+    DEFAULT_EXACT_BELOW_COUNT, DEFAULT_EXACT_BELOW_RATIO, DEFAULT_RERANK_PER_RESULT, QueryBuilder, Searcher,
+};
+use crate::codes::Codebook;
 use crate::error::Error;
 use crate::item::{ItemEntry, Leaf};
 use crate::key::Key;
@@ -39,6 +42,8 @@ pub struct Reader<'t, D: Distance> {
     dimensions: usize,
     metadata: Metadata<'t>,
     layout: Layout<'t, D>,
+    /// What the slots' codes were made with, for the distances with codes.
+    codebook: Option<Codebook>,
     /// The items a query may return: the built ones not deleted since.
     visible: RoaringBitmap,
     /// The ids changed since the last build.
@@ -76,6 +81,7 @@ impl<'t, D: Distance> Reader<'t, D> {
         }
         let metadata = store::metadata(db, rtxn, index)?.ok_or(Error::NotBuilt { index })?;
         let layout = Layout::open(db, rtxn, index, dimensions, metadata.n_slots, &metadata.roots)?;
+        let codebook = store::built_codebook::<D>(db, rtxn, index, dimensions)?;
 
         let mut pending = RoaringBitmap::new();
         let mut visible = metadata.items.clone();
@@ -104,7 +110,19 @@ impl<'t, D: Distance> Reader<'t, D> {
                 }
             }
         }
-        Ok(Reader { db, index, dimensions, metadata, layout, visible, pending, hidden, replaced, marker: PhantomData })
+        Ok(Reader {
+            db,
+            index,
+            dimensions,
+            metadata,
+            layout,
+            codebook,
+            visible,
+            pending,
+            hidden,
+            replaced,
+            marker: PhantomData,
+        })
     }
 
     /// The index this reader reads.

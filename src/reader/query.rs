@@ -10,6 +10,7 @@ use heed::RoTxn;
 use roaring::RoaringBitmap;
 
 use super::Reader;
+use crate::codes::{self, BLOCK, CodeQuery};
 use crate::error::Error;
 use crate::item::{Leaf, decode_leaf};
 use crate::layout::{NodeView, node_key};
@@ -26,6 +27,9 @@ pub const DEFAULT_EXACT_BELOW_RATIO: f64 = 0.01;
 /// A search that would gather at least this share of the items it may
 /// return scores them all in slot order instead.
 const SCAN_ABOVE_SHARE: f64 = 0.5;
+/// How many of the candidates ranked best by their codes are ranked again
+/// by their exact distance, per neighbour asked for.
+pub const DEFAULT_RERANK_PER_RESULT: usize = 10;
 
 /// A nearest-neighbour query; created by [`Reader::nns`].
 ///
@@ -44,10 +48,11 @@ pub struct QueryBuilder<'r, 't, D: Distance> {
     candidates: Option<&'r RoaringBitmap>,
     exact_below_count: u64,
     exact_below_ratio: f64,
+    rerank: Option<NonZeroUsize>,
 }
 
 /// The reusable memory of a query: the candidates gathered, as bits over
-/// the slots, the queue of nodes to visit and the scores. Keep one per
+/// the slots, the queue of nodes to visit and the shortlists. Keep one per
 /// thread and pass it to [`QueryBuilder::by_vector_with`] so that queries
 /// allocate nothing once it has grown; [`QueryBuilder::by_vector`] uses one
 /// per thread of its own.
@@ -60,8 +65,10 @@ pub struct Searcher {
     /// The words of `seen` that hold a bit.
     touched: Vec<u32>,
     queue: BinaryHeap<Pending>,
-    /// `(distance, slot or id)` of every candidate scored.
-    scored: Vec<(f32, u32)>,
+    /// `(score, slot or id)` of the best candidates so far.
+    shortlist: Vec<(f32, u32)>,
+    /// The same, ranked again by exact distances.
+    ranked: Vec<(f32, u32)>,
 }
 
 impl Searcher {
@@ -79,12 +86,52 @@ impl Searcher {
         }
         self.touched.clear();
         self.queue.clear();
-        self.scored.clear();
         let words = n_slots.div_ceil(64) as usize;
         if self.seen.len() < words {
             self.seen.resize(words, 0);
             self.accepted.resize(words, 0);
         }
+    }
+}
+
+/// The `keep` best scores offered, in a buffer of twice as many that is cut
+/// back to the best `keep` when full: most offers cost one comparison.
+struct Shortlist<'s> {
+    items: &'s mut Vec<(f32, u32)>,
+    keep: usize,
+    /// Scores above this cannot make the list.
+    bound: f32,
+}
+
+impl<'s> Shortlist<'s> {
+    fn new(items: &'s mut Vec<(f32, u32)>, keep: usize) -> Shortlist<'s> {
+        items.clear();
+        Shortlist { items, keep: keep.max(1), bound: f32::INFINITY }
+    }
+
+    #[inline]
+    fn offer(&mut self, score: f32, key: u32) {
+        if score <= self.bound {
+            self.items.push((score, key));
+            if self.items.len() >= 2 * self.keep {
+                self.cut();
+            }
+        }
+    }
+
+    fn cut(&mut self) {
+        if self.items.len() > self.keep {
+            let by_score = |a: &(f32, u32), b: &(f32, u32)| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1));
+            self.items.select_nth_unstable_by(self.keep - 1, by_score);
+            self.items.truncate(self.keep);
+            self.bound = self.items.iter().map(|&(score, _)| score).fold(f32::NEG_INFINITY, f32::max);
+        }
+    }
+
+    /// The best `keep`, in no order.
+    fn finish(mut self) -> &'s [(f32, u32)] {
+        self.cut();
+        self.items
     }
 }
 
@@ -125,7 +172,19 @@ impl<'r, 't, D: Distance> QueryBuilder<'r, 't, D> {
             candidates: None,
             exact_below_count: DEFAULT_EXACT_BELOW_COUNT,
             exact_below_ratio: DEFAULT_EXACT_BELOW_RATIO,
+            rerank: None,
         }
+    }
+
+    /// How many candidates, of those ranked best by their codes, are ranked
+    /// again by their exact distance (at least `count`). More means better
+    /// recall and slower queries. Unset, it is
+    /// `count × DEFAULT_RERANK_PER_RESULT`. The distances over bits have no
+    /// codes: every candidate is ranked by its distance, and this does
+    /// nothing.
+    pub fn rerank(&mut self, rerank: NonZeroUsize) -> &mut Self {
+        self.rerank = Some(rerank);
+        self
     }
 
     /// How many distinct candidates to gather from the trees before ranking
@@ -202,12 +261,13 @@ impl<'r, 't, D: Distance> QueryBuilder<'r, 't, D> {
         if let Some(filter) = &filter {
             let exact_below = self.exact_below_count.max((self.exact_below_ratio * reader.n_items() as f64) as u64);
             if filter.len() <= exact_below {
+                let mut best = Shortlist::new(&mut searcher.ranked, self.count);
                 for item in filter.iter() {
                     if let Some(leaf) = reader.leaf(rtxn, item)? {
-                        searcher.scored.push((D::distance(query, &leaf), item));
+                        best.offer(D::distance(query, &leaf), item);
                     }
                 }
-                return Ok(self.best(searcher, |item| item));
+                return Ok(self.answer(best.finish(), |item| item));
             }
         }
         let search_k = match self.search_k {
@@ -215,14 +275,36 @@ impl<'r, 't, D: Distance> QueryBuilder<'r, 't, D> {
             None => self.count.saturating_mul(reader.n_trees()).saturating_mul(self.oversampling.get()),
         } as u64;
         let filter = filter.as_deref();
+        let codes = codes::space::<D>(reader.dimensions).zip(reader.codebook.as_ref()).map(|(space, codebook)| {
+            let mut vector = Vec::new();
+            D::code_vector(&D::query_leaf(query), &mut vector);
+            CodeQuery::new(space, codebook, &vector)
+        });
+        // Without codes every candidate is scored exactly: keep the answer.
+        let keep = match (&codes, self.rerank) {
+            (None, _) => self.count,
+            (Some(_), Some(rerank)) => rerank.get().max(self.count),
+            (Some(_), None) => self.count.saturating_mul(DEFAULT_RERANK_PER_RESULT),
+        };
+        let mut shortlist = Shortlist::new(&mut searcher.shortlist, keep);
         if search_k as f64 >= SCAN_ABOVE_SHARE * reachable as f64 {
-            self.scan(query, filter, searcher);
+            self.scan(query, codes.as_ref(), filter, &mut shortlist);
         } else {
-            self.gather(query, filter, search_k, searcher)?;
-            self.score(query, searcher);
+            let Searcher { seen, accepted, touched, queue, .. } = searcher;
+            self.gather(query, filter, search_k, seen, accepted, touched, queue)?;
+            self.score(query, codes.as_ref(), seen, accepted, touched, &mut shortlist);
         }
+        let shortlist = shortlist.finish();
         let slots = &reader.layout.slots;
-        Ok(self.best(searcher, |slot| slots.id(slot)))
+        if codes.is_none() {
+            return Ok(self.answer(shortlist, |slot| slots.id(slot)));
+        }
+        // The shortlist by estimates, ranked by exact distances.
+        let mut best = Shortlist::new(&mut searcher.ranked, self.count);
+        for &(_, slot) in shortlist {
+            best.offer(D::distance(query, &self.leaf(slot)), slot);
+        }
+        Ok(self.answer(best.finish(), |slot| slots.id(slot)))
     }
 
     /// Whether the item in `slot` may be returned.
@@ -244,32 +326,75 @@ impl<'r, 't, D: Distance> QueryBuilder<'r, 't, D> {
         }
     }
 
-    /// Scores every slot that holds an item the query may return.
-    fn scan(&self, query: &D::Query, filter: Option<&RoaringBitmap>, searcher: &mut Searcher) {
+    /// Whether the item in `slot` was replaced since the last build: its
+    /// code is its old vector's, so it is scored exactly.
+    #[inline]
+    fn replaced(&self, slot: u32) -> bool {
+        !self.reader.replaced.is_empty() && self.reader.replaced.contains_key(&slot)
+    }
+
+    /// Scores every slot that holds an item the query may return, a block
+    /// of codes at a time, into `best`.
+    fn scan(
+        &self,
+        query: &D::Query,
+        codes: Option<&CodeQuery>,
+        filter: Option<&RoaringBitmap>,
+        best: &mut Shortlist<'_>,
+    ) {
         let reader = self.reader;
-        let free = &reader.metadata.free;
-        for slot in 0..reader.metadata.n_slots {
-            if (!free.is_empty() && free.contains(slot)) || reader.hidden.contains(slot) || !self.accepts(filter, slot)
-            {
-                continue;
+        let slots = &reader.layout.slots;
+        let (free, hidden) = (&reader.metadata.free, &reader.hidden);
+        let every_slot = filter.is_none() && free.is_empty() && hidden.is_empty();
+        let keeps =
+            |slot: u32| every_slot || !(free.contains(slot) || hidden.contains(slot) || !self.accepts(filter, slot));
+        let mut estimates = [0.0; BLOCK];
+        let n_slots = reader.metadata.n_slots;
+        let mut first = 0;
+        while first < n_slots {
+            let (chunk, at) = slots.geometry().locate(first);
+            let end = (first + (BLOCK - at % BLOCK) as u32).min(n_slots);
+            match codes.zip(slots.codes(chunk)) {
+                Some((codes, chunk_codes)) => {
+                    codes.estimate_block(chunk_codes, at / BLOCK, &mut estimates);
+                    let block = &estimates[at % BLOCK..][..(end - first) as usize];
+                    if reader.replaced.is_empty() && !block.iter().any(|&estimate| estimate <= best.bound) {
+                        first = end;
+                        continue;
+                    }
+                    for (slot, &estimate) in (first..end).zip(block) {
+                        if keeps(slot) {
+                            let exact = self.replaced(slot);
+                            best.offer(if exact { D::distance(query, &self.leaf(slot)) } else { estimate }, slot);
+                        }
+                    }
+                }
+                None => {
+                    for slot in (first..end).filter(|&slot| keeps(slot)) {
+                        best.offer(D::distance(query, &self.leaf(slot)), slot);
+                    }
+                }
             }
-            searcher.scored.push((D::distance(query, &self.leaf(slot)), slot));
+            first = end;
         }
     }
 
     /// Walks the trees, best node first, until `search_k` distinct
     /// candidates are gathered in the searcher's bits.
+    #[allow(clippy::too_many_arguments)]
     fn gather(
         &self,
         query: &D::Query,
         filter: Option<&RoaringBitmap>,
         search_k: u64,
-        searcher: &mut Searcher,
+        seen: &mut [u64],
+        accepted: &mut [u64],
+        touched: &mut Vec<u32>,
+        queue: &mut BinaryHeap<Pending>,
     ) -> Result<()> {
         let reader = self.reader;
         let (layout, index, n_slots) = (&reader.layout, reader.index, reader.metadata.n_slots);
         let query_leaf = D::query_leaf(query);
-        let Searcher { seen, accepted, touched, queue, .. } = searcher;
         for (tree, view) in layout.trees.iter().enumerate() {
             queue.push(Pending { priority: f32::INFINITY, tree: tree as u32, addr: view.root });
         }
@@ -318,10 +443,21 @@ impl<'r, 't, D: Distance> QueryBuilder<'r, 't, D> {
         Ok(())
     }
 
-    /// Scores the gathered candidates, in slot order so that the vectors
-    /// are read front to back, and clears the searcher's bits.
-    fn score(&self, query: &D::Query, searcher: &mut Searcher) {
-        let Searcher { seen, accepted, touched, scored, .. } = searcher;
+    /// Scores the gathered candidates into `best`, in slot order so that
+    /// codes and vectors are read front to back, a block of codes at a
+    /// time, and clears the searcher's bits.
+    fn score(
+        &self,
+        query: &D::Query,
+        codes: Option<&CodeQuery>,
+        seen: &mut [u64],
+        accepted: &mut [u64],
+        touched: &mut Vec<u32>,
+        best: &mut Shortlist<'_>,
+    ) {
+        let slots = &self.reader.layout.slots;
+        let mut estimates = [0.0; BLOCK];
+        let mut block = None;
         touched.sort_unstable();
         for &word in touched.iter() {
             let mut bits = std::mem::take(&mut accepted[word as usize]);
@@ -329,26 +465,31 @@ impl<'r, 't, D: Distance> QueryBuilder<'r, 't, D> {
             while bits != 0 {
                 let slot = word * 64 + bits.trailing_zeros();
                 bits &= bits - 1;
-                scored.push((D::distance(query, &self.leaf(slot)), slot));
+                let (chunk, at) = slots.geometry().locate(slot);
+                let score = match codes.zip(slots.codes(chunk)) {
+                    Some((codes, chunk_codes)) if !self.replaced(slot) => {
+                        if block != Some((chunk, at / BLOCK)) {
+                            codes.estimate_block(chunk_codes, at / BLOCK, &mut estimates);
+                            block = Some((chunk, at / BLOCK));
+                        }
+                        estimates[at % BLOCK]
+                    }
+                    _ => D::distance(query, &self.leaf(slot)),
+                };
+                best.offer(score, slot);
             }
         }
         touched.clear();
     }
 
-    /// The `count` best scored candidates, nearest first, with their ids.
-    fn best(&self, searcher: &mut Searcher, id: impl Fn(u32) -> ItemId) -> Vec<(ItemId, f32)> {
-        let scored = &mut searcher.scored;
-        let by_distance = |a: &(f32, u32), b: &(f32, u32)| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1));
-        if scored.len() > self.count {
-            scored.select_nth_unstable_by(self.count - 1, by_distance);
-            scored.truncate(self.count);
-        }
-        let mut best: Vec<(ItemId, f32)> = scored.iter().map(|&(distance, key)| (id(key), distance)).collect();
-        best.sort_unstable_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
-        for (_, distance) in &mut best {
+    /// The candidates of `best`, nearest first, with their ids and the
+    /// distances users see.
+    fn answer(&self, best: &[(f32, u32)], id: impl Fn(u32) -> ItemId) -> Vec<(ItemId, f32)> {
+        let mut answer: Vec<(ItemId, f32)> = best.iter().map(|&(distance, key)| (id(key), distance)).collect();
+        answer.sort_unstable_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
+        for (_, distance) in &mut answer {
             *distance = D::user_distance(*distance);
         }
-        scored.clear();
-        best
+        answer
     }
 }

@@ -21,8 +21,16 @@ pub enum Op {
     Build(Option<usize>),
 }
 
-/// The dimensions of the vectors of [`Op::Add`].
+/// The dimensions of the vectors of [`Op::Add`], unless a run says otherwise.
 pub const DIMENSIONS: usize = 3;
+
+/// Three query vectors of `dimensions` values.
+fn queries(dimensions: usize) -> Vec<Vec<f32>> {
+    [[0.0, 0.0, 0.0], [2.5, -1.0, 0.5], [-3.0, 3.0, 1.0]]
+        .iter()
+        .map(|q| q.iter().copied().cycle().take(dimensions).collect())
+        .collect()
+}
 
 /// The exact `k` nearest distances in `items`.
 fn brute_force(metric: &str, items: &BTreeMap<u32, Vec<f32>>, query: &[f32], k: usize) -> Vec<f32> {
@@ -41,8 +49,8 @@ fn assert_answers<D: Distance>(
 ) {
     assert_eq!(reader.item_ids().iter().collect::<Vec<_>>(), expected.keys().copied().collect::<Vec<_>>());
     let all = NonZeroUsize::new(1000).unwrap();
-    for query in [[0.0, 0.0, 0.0], [2.5, -1.0, 0.5], [-3.0, 3.0, 1.0]] {
-        let found = reader.nns(5).search_k(all).by_vector(rtxn, &query).unwrap();
+    for query in queries(reader.dimensions()) {
+        let found = reader.nns(5).search_k(all).rerank(all).by_vector(rtxn, &query).unwrap();
         let exact = brute_force(D::NAME, expected, &query, 5);
         assert_eq!(found.len(), exact.len());
         for ((id, _), exact) in found.iter().zip(&exact) {
@@ -55,9 +63,14 @@ fn assert_answers<D: Distance>(
 /// Applies `ops` to an index of distance `D` and to the model, checking the
 /// index after every step.
 pub fn run<D: Distance>(ops: &[Op]) {
-    let test = TestEnv::new(16 * MIB);
+    run_with::<D>(ops, DIMENSIONS);
+}
+
+/// [`run`], with vectors of `dimensions` values.
+pub fn run_with<D: Distance>(ops: &[Op], dimensions: usize) {
+    let test = TestEnv::new(64 * MIB);
     let db = test.database::<D>();
-    let writer = Writer::<D>::new(db, 1, DIMENSIONS);
+    let writer = Writer::<D>::new(db, 1, dimensions);
     let mut model: BTreeMap<u32, Vec<f32>> = BTreeMap::new();
     let mut built: Option<BTreeMap<u32, Vec<f32>>> = None;
     let mut wtxn = test.env.write_txn().unwrap();
