@@ -171,6 +171,7 @@ pub mod distances {
 }
 
 pub use build::{Builder, MAX_TREES, default_n_trees, default_split_after};
+pub use codes::MIN_DIMENSIONS as MIN_CODE_DIMENSIONS;
 pub use distance::Distance;
 pub use error::Error;
 pub use heed;
@@ -179,8 +180,8 @@ pub use kernels::implementation as kernel_implementation;
 pub use kernels::{Kernels, available as available_kernels};
 pub use progress::{MainStep, SubStep, WriterProgress};
 pub use reader::{
-    DEFAULT_EXACT_BELOW_COUNT, DEFAULT_EXACT_BELOW_RATIO, DEFAULT_RERANK_PER_RESULT, QueryBuilder, Reader, Searcher,
-    Stats, TreeStats,
+    DEFAULT_EXACT_BELOW_COUNT, DEFAULT_EXACT_BELOW_RATIO, DEFAULT_SEARCH_K_PER_RESULT, QueryBuilder, QueryStats,
+    Reader, Searcher, Stats, TreeStats,
 };
 pub use store::ItemIter;
 pub use version::FORMAT_VERSION;

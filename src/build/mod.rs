@@ -80,14 +80,15 @@ pub const MAX_TREES: usize = 4096;
 /// The whole index is sized to fill about 1.3 times the vectors as stored
 /// (`v` bytes each: `4 × dimensions` for `f32`s, `dimensions / 8` rounded
 /// up to whole 8-byte words for bits). An item takes its slot (its id,
-/// header and vector: `4 + h + v` bytes) and its entry (about 30 bytes of
-/// pages). A tree stores each item's slot once in a bucket (4 bytes) and
+/// code, header and vector: `4 + k + h + v` bytes, `k` about
+/// `dimensions / 8 + 8` from 128 `f32` dimensions, 0 below) and its entry
+/// (about 30 bytes of pages). A tree stores each item's slot once in a bucket (4 bytes) and
 /// one split per bucket (`20 + n` bytes, `n` the normal's size, with the
 /// bucket's own 4), and buckets hold about `0.6 × split_after` items on
 /// average. Hence
 ///
 /// ```text
-/// n_trees = clamp(floor(max(1.3 × v − (34 + h + v), 0.15 × v) / (4 + (24 + n) / (0.6 × split_after))), 10, 512)
+/// n_trees = clamp(floor(max(1.3 × v − (34 + k + h + v), 0.15 × v) / (4 + (24 + n) / (0.6 × split_after))), 10, 512)
 /// ```
 ///
 /// with `split_after` from [`default_split_after`], and a single tree when
@@ -101,7 +102,9 @@ pub fn default_n_trees<D: Distance>(n_items: u64, dimensions: usize) -> usize {
         return 1;
     }
     let vector = D::Codec::size(dimensions) as f64;
-    let item = 34.0 + size_of::<D::Header>() as f64 + vector;
+    // A code's share of its block, and its two factors.
+    let code = codes::space::<D>(dimensions).map_or(0, |_| codes::block_size(dimensions) / codes::BLOCK + 8);
+    let item = 34.0 + (size_of::<D::Header>() + code) as f64 + vector;
     let split = 24.0 + D::NormalCodec::size(dimensions) as f64;
     let per_tree = 4.0 + split / (0.6 * split_after as f64);
     let budget = (1.3 * vector - item).max(0.15 * vector);

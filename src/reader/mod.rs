@@ -11,7 +11,8 @@ use roaring::RoaringBitmap;
 
 pub use self::check::{Stats, TreeStats};
 pub use self::query::{
-    DEFAULT_EXACT_BELOW_COUNT, DEFAULT_EXACT_BELOW_RATIO, DEFAULT_RERANK_PER_RESULT, QueryBuilder, Searcher,
+    DEFAULT_EXACT_BELOW_COUNT, DEFAULT_EXACT_BELOW_RATIO, DEFAULT_SEARCH_K_PER_RESULT, QueryBuilder, QueryStats,
+    Searcher,
 };
 use crate::codes::Codebook;
 use crate::error::Error;
