@@ -9,6 +9,7 @@ use crate::distance::{
     BinaryQuantizedCosine, BinaryQuantizedEuclidean, BinaryQuantizedManhattan, Cosine, DotProduct, Euclidean, Hamming,
     Manhattan,
 };
+use crate::codes::Codebook;
 use crate::item::{ItemEntry, decode_mark, encode_built};
 use crate::key::Key;
 use crate::layout::{NodeView, SlotGeometry, SlotTable, TreeView, encode, pack_chunk};
@@ -95,8 +96,13 @@ fn slots_as<D: Distance>(bytes: &[u8], dimensions: usize) {
     assert_eq!(again, bytes);
 }
 
-/// Metadata and header records.
+/// Metadata, header and codebook records.
 pub fn metadata(bytes: &[u8]) {
+    if let Ok(codebook) = Codebook::decode(bytes) {
+        let mut again = Vec::new();
+        codebook.encode_into(&mut again);
+        assert_eq!(again, bytes);
+    }
     if let Ok(metadata) = Metadata::decode(bytes) {
         let mut again = Vec::new();
         metadata.encode_into(&mut again);

@@ -27,6 +27,8 @@ pub enum NodeMode {
     Slots = 3,
     /// A chunk of one tree's nodes.
     Tree = 4,
+    /// A chunk of the directory: the slot of each built item, in id order.
+    Directory = 5,
 }
 
 impl NodeMode {
@@ -37,6 +39,7 @@ impl NodeMode {
             2 => Some(NodeMode::Item),
             3 => Some(NodeMode::Slots),
             4 => Some(NodeMode::Tree),
+            5 => Some(NodeMode::Directory),
             _ => None,
         }
     }
@@ -87,6 +90,10 @@ impl Key {
         Key::new(index, NodeMode::Updated, item)
     }
 
+    pub(crate) const fn directory(index: u16, chunk: u32) -> Key {
+        Key::new(index, NodeMode::Directory, chunk)
+    }
+
     pub(crate) const fn slots(index: u16, chunk: u32) -> Key {
         Key::new(index, NodeMode::Slots, chunk)
     }
@@ -129,6 +136,7 @@ impl fmt::Display for Key {
             NodeMode::Updated => "updated mark",
             NodeMode::Item => "item",
             NodeMode::Slots => "slot chunk",
+            NodeMode::Directory => "directory chunk",
             NodeMode::Tree => {
                 let (tree, chunk) = (self.id >> TREE_SHIFT, self.id & ((1 << TREE_SHIFT) - 1));
                 return write!(f, "index {} tree {tree} chunk {chunk}", self.index);
@@ -209,7 +217,8 @@ mod tests {
             Just(NodeMode::Updated),
             Just(NodeMode::Item),
             Just(NodeMode::Slots),
-            Just(NodeMode::Tree)
+            Just(NodeMode::Tree),
+            Just(NodeMode::Directory)
         ]
     }
 

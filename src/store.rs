@@ -153,6 +153,14 @@ pub(crate) fn delete_mode(db: RawDatabase, wtxn: &mut RwTxn, index: u16, mode: N
     Ok(db.delete_range(wtxn, &range)?)
 }
 
+/// Deletes the read layer of `index`: its slots, trees and directory.
+pub(crate) fn delete_read_layer(db: RawDatabase, wtxn: &mut RwTxn, index: u16) -> Result<()> {
+    for mode in [NodeMode::Slots, NodeMode::Tree, NodeMode::Directory] {
+        delete_mode(db, wtxn, index, mode)?;
+    }
+    Ok(())
+}
+
 /// The items of an index with their vectors, in id order: staged vectors
 /// from their entries, built ones from their slots.
 pub struct ItemIter<'t, D: Distance> {

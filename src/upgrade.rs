@@ -74,8 +74,7 @@ impl<D: Distance> Writer<D> {
 
         // Format 2's marks held vectors and its mode 3 held tree nodes.
         store::delete_mode(db, wtxn, index, NodeMode::Updated)?;
-        store::delete_mode(db, wtxn, index, NodeMode::Slots)?;
-        store::delete_mode(db, wtxn, index, NodeMode::Tree)?;
+        store::delete_read_layer(db, wtxn, index)?;
         db.delete(wtxn, &metadata_key)?;
         let header = Header { version: FORMAT_VERSION, dimensions, distance: Cow::Borrowed(D::NAME) };
         let mut bytes = Vec::new();

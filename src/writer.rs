@@ -150,9 +150,10 @@ impl<D: Distance> Writer<D> {
         if self.header(wtxn)?.is_none() {
             return Ok(());
         }
-        for mode in [NodeMode::Updated, NodeMode::Item, NodeMode::Slots, NodeMode::Tree] {
+        for mode in [NodeMode::Updated, NodeMode::Item] {
             store::delete_mode(self.db, wtxn, self.index, mode)?;
         }
+        store::delete_read_layer(self.db, wtxn, self.index)?;
         if let Some(metadata) = store::metadata(self.db, wtxn, self.index)? {
             let emptied = Metadata {
                 roots: Vec::new(),
@@ -239,9 +240,8 @@ impl<D: Distance> Writer<D> {
                 return Err(Error::LossyDistanceChange { index, from: D::NAME, to: ND::NAME });
             }
             self.restage_items::<ND>(wtxn)?;
-            for mode in [NodeMode::Updated, NodeMode::Slots, NodeMode::Tree] {
-                store::delete_mode(self.db, wtxn, index, mode)?;
-            }
+            store::delete_mode(self.db, wtxn, index, NodeMode::Updated)?;
+            store::delete_read_layer(self.db, wtxn, index)?;
             self.db.delete(wtxn, &Key::metadata(index))?;
             self.db.delete(wtxn, &Key::codebook(index))?;
             self.write_header::<ND>(wtxn)?;

@@ -122,6 +122,8 @@ fn format_page_test_vectors() {
     assert_eq!(value(slots), [0x02, 0x01, 0x00, 0x00, 0x00, 0x00, 0x80, 0x3f, 0x00, 0x00, 0x00, 0xc0]);
     let tree = Key { index: 1, mode: NodeMode::Tree, id: 0 };
     assert_eq!(value(tree), [0x04, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00]);
+    let directory = Key { index: 1, mode: NodeMode::Directory, id: 0 };
+    assert_eq!(value(directory), [0x00, 0x00, 0x00, 0x00]);
 
     let db = test.database::<Hamming>();
     let mut values = vec![-1.0; 65];

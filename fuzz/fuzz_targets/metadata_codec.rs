@@ -1,4 +1,4 @@
-//! Arbitrary bytes through the metadata and header decoders: an error or a value that
+//! Arbitrary bytes through the metadata, header and codebook decoders: an error or a value that
 //! round-trips, never a panic.
 #![no_main]
 

@@ -52,7 +52,9 @@ use crate::codes::{self, Codebook};
 use crate::error::Error;
 use crate::item::{ItemEntry, encode_built};
 use crate::key::{Key, NodeMode};
-use crate::layout::{FinishedTree, Layout, MAX_BUCKET, SlotGeometry, SlotTable, Spool, Spooled, TreeFile};
+use crate::layout::{
+    FinishedTree, Layout, MAX_BUCKET, SlotGeometry, SlotTable, Spool, Spooled, TreeFile, spool_directory,
+};
 use crate::metadata::Metadata;
 use crate::progress::{MainStep, SubStep, WriterProgress};
 use crate::store;
@@ -268,7 +270,9 @@ impl<'a, D: Distance, R: Rng + SeedableRng> Builder<'a, D, R> {
             items: ids,
             free: RoaringBitmap::new(),
         };
-        Ok(Output { fresh: true, trees: Some(trees), slots, directory: plan.directory(), metadata, codebook })
+        let directory = self.spool_directory(0..plan.n_slots)?;
+        let entries = plan.directory();
+        Ok(Output { fresh: true, trees: Some(trees), slots, entries, directory, metadata, codebook })
     }
 
     /// Steps 1 to 3 of a build over a built index: the kept trees updated,
@@ -289,13 +293,14 @@ impl<'a, D: Distance, R: Rng + SeedableRng> Builder<'a, D, R> {
                 fresh: false,
                 trees: None,
                 slots: None,
-                directory: Vec::new(),
+                entries: Vec::new(),
+                directory: None,
                 metadata,
                 codebook: None,
             });
         }
 
-        let layout = Layout::<D>::open(db, rtxn, index, dimensions, built.n_slots, &built.roots)?;
+        let layout = Layout::<D>::open(db, rtxn, index, dimensions, built)?;
         let codebook = store::built_codebook::<D>(db, rtxn, index, dimensions)?;
         let plan = SlotPlan::update(index, &layout.slots, built, &changes)?;
         let params = GrowParams { context, split_after, cancel: &*self.cancel };
@@ -329,7 +334,9 @@ impl<'a, D: Distance, R: Rng + SeedableRng> Builder<'a, D, R> {
         metadata.n_slots = plan.n_slots;
         metadata.free = plan.free.clone();
         metadata.items = changes.items;
-        Ok(Output { fresh: false, trees: Some(trees), slots, directory: plan.directory(), metadata, codebook: None })
+        let entries = plan.directory();
+        let directory = self.spool_directory(merged_directory(built, &layout, &metadata.items, &entries))?;
+        Ok(Output { fresh: false, trees: Some(trees), slots, entries, directory, metadata, codebook: None })
     }
 
     /// Packs the slot chunks `plan` changes, with their codes, into a
@@ -344,17 +351,23 @@ impl<'a, D: Distance, R: Rng + SeedableRng> Builder<'a, D, R> {
         Ok(Some(SpooledChunks { chunks, values: spool.finish()? }))
     }
 
+    /// Spools a directory whose slots, in id order, are `slots`.
+    fn spool_directory(&self, slots: impl IntoIterator<Item = u32>) -> Result<Option<Spooled>> {
+        let mut spool = Spool::new(self.writer.tmpdir.as_deref());
+        spool_directory(slots, &mut spool)?;
+        spool.finish().map(Some)
+    }
+
     /// Steps 4 and 5: everything that writes.
     fn write(&self, wtxn: &mut RwTxn, output: Output) -> Result<()> {
         let (db, index) = (self.writer.db, self.writer.index);
-        let Output { fresh, trees, slots, directory, metadata, codebook } = output;
+        let Output { fresh, trees, slots, entries, directory, metadata, codebook } = output;
         self.step(MainStep::RemovingOldTrees, None)?;
         db.delete(wtxn, &Key::metadata(index))?;
         store::delete_mode(db, wtxn, index, NodeMode::Updated)?;
         if fresh {
-            for mode in [NodeMode::Item, NodeMode::Slots, NodeMode::Tree] {
-                store::delete_mode(db, wtxn, index, mode)?;
-            }
+            store::delete_mode(db, wtxn, index, NodeMode::Item)?;
+            store::delete_read_layer(db, wtxn, index)?;
             db.delete(wtxn, &Key::codebook(index))?;
             if let Some(codebook) = codebook {
                 let mut bytes = Vec::new();
@@ -365,15 +378,21 @@ impl<'a, D: Distance, R: Rng + SeedableRng> Builder<'a, D, R> {
             store::delete_mode(db, wtxn, index, NodeMode::Tree)?;
         }
 
-        let total = directory.len() as u64;
+        let total = entries.len() as u64;
         self.step(MainStep::WritingNodes, Some(SubStep { unit: "items", done: 0, total }))?;
-        let append = match directory.first() {
+        let append = match entries.first() {
             Some(&(item, _)) => store::is_past_the_end(db, wtxn, Key::item(index, item))?,
             None => false,
         };
         let flags = if append { PutFlags::APPEND } else { PutFlags::empty() };
-        for &(item, slot) in &directory {
+        for &(item, slot) in &entries {
             db.put_with_flags(wtxn, flags, &Key::item(index, item), &encode_built(slot))?;
+        }
+        if let Some(directory) = directory {
+            if !fresh {
+                store::delete_mode(db, wtxn, index, NodeMode::Directory)?;
+            }
+            directory.write(db, wtxn, |chunk| Key::directory(index, chunk as u32))?;
         }
         if let Some(SpooledChunks { chunks, values }) = slots {
             values.write(db, wtxn, |i| Key::slots(index, chunks[i]))?;
@@ -426,6 +445,27 @@ impl<'a, D: Distance, R: Rng + SeedableRng> Builder<'a, D, R> {
     }
 }
 
+/// The slots of `items`, in id order, after a build over `built`: the slots
+/// `assigned` (sorted by id) gave, or those the directory of `layout` kept.
+fn merged_directory<'a, D: Distance>(
+    built: &'a Metadata,
+    layout: &'a Layout<'_, D>,
+    items: &'a RoaringBitmap,
+    assigned: &'a [(ItemId, u32)],
+) -> impl Iterator<Item = u32> + 'a {
+    let mut assigned = assigned.iter().peekable();
+    let mut old = built.items.iter().enumerate().peekable();
+    items.iter().map(move |item| {
+        if let Some(&&(_, slot)) = assigned.peek().filter(|&&&(id, _)| id == item) {
+            assigned.next();
+            return slot;
+        }
+        while old.next_if(|&(_, id)| id < item).is_some() {}
+        // Not given a slot, so built and kept: it is in the old bitmap.
+        old.next().map_or(u32::MAX, |(rank, _)| layout.directory.slot(rank as u64))
+    })
+}
+
 /// Runs `f`, turning a panic (in a rayon worker, or in a callback) into
 /// [`Error::BuildPanicked`].
 fn catch_panics<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
@@ -448,8 +488,11 @@ struct Output {
     trees: Option<Vec<FinishedTree>>,
     /// The slot chunks to write.
     slots: Option<SpooledChunks>,
-    /// The slot of every item the build puts in one, in id order.
-    directory: Vec<(ItemId, u32)>,
+    /// The slot of every item the build puts in one, in id order, for
+    /// their entries.
+    entries: Vec<(ItemId, u32)>,
+    /// The directory of every item's slot; `None` when it stays as it is.
+    directory: Option<Spooled>,
     /// The metadata after the build.
     metadata: Metadata<'static>,
     /// The codebook a fresh build drew.

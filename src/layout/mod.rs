@@ -8,12 +8,15 @@
 //! makes no LMDB call per node or per candidate. The build spools new
 //! values (`spool.rs`) while it reads, and copies them in at the end.
 
+mod directory;
 mod slots;
 mod spool;
 mod tree;
 
 use heed::RoTxn;
 
+pub(crate) use self::directory::Directory;
+pub(crate) use self::directory::spool as spool_directory;
 pub(crate) use self::slots::{SlotGeometry, SlotTable, pack_chunk, read_slot};
 pub(crate) use self::spool::{Spool, Spooled};
 pub use self::tree::MAX_BUCKET;
@@ -22,6 +25,7 @@ pub(crate) use self::tree::encode;
 pub(crate) use self::tree::{FinishedTree, NodeError, NodeView, TreeFile, TreeView};
 use crate::error::Error;
 use crate::key::{Key, NodeMode, TREE_SHIFT};
+use crate::metadata::Metadata;
 use crate::store::{self, RawDatabase};
 use crate::vector::VectorCodec;
 use crate::{Distance, Result};
@@ -30,6 +34,7 @@ use crate::{Distance, Result};
 #[derive(Debug, Clone)]
 pub(crate) struct Layout<'t, D: Distance> {
     pub slots: SlotTable<'t, D>,
+    pub directory: Directory<'t>,
     pub trees: Vec<TreeView<'t>>,
     /// The size of a split normal.
     pub normal: usize,
@@ -39,20 +44,21 @@ pub(crate) struct Layout<'t, D: Distance> {
 }
 
 impl<'t, D: Distance> Layout<'t, D> {
-    /// Looks up the slots and the trees of `index` (two prefix scans),
-    /// checking that every chunk is there with the right size.
+    /// Looks up the slots, the directory and the trees of `index` (three
+    /// prefix scans), checking that every chunk is there with the right size.
     pub fn open(
         db: RawDatabase,
         rtxn: &'t RoTxn,
         index: u16,
         dimensions: usize,
-        n_slots: u32,
-        roots: &[u32],
+        built: &Metadata,
     ) -> Result<Layout<'t, D>> {
-        let slots = SlotTable::open(db, rtxn, index, dimensions, Some(n_slots))?;
+        let roots = &built.roots;
+        let slots = SlotTable::open(db, rtxn, index, dimensions, Some(built.n_slots))?;
+        let directory = Directory::open(db, rtxn, index, built.items.len())?;
         let trees = open_trees(db, rtxn, index, roots)?;
         let visit_limit = trees.iter().map(TreeView::units).sum();
-        Ok(Layout { slots, trees, normal: D::NormalCodec::size(dimensions), visit_limit })
+        Ok(Layout { slots, directory, trees, normal: D::NormalCodec::size(dimensions), visit_limit })
     }
 
     /// The node at `addr` of tree `tree`, or an error naming its chunk.

@@ -92,8 +92,8 @@ impl<D: Distance> Reader<'_, D> {
     /// The trees: every node decodes, no node is reached twice or never,
     /// each tree holds every item of the build exactly once, in buckets of
     /// at most `split_after`. The slots: each holds a distinct item of the
-    /// build, with a vector as the codec writes it, and each built item's
-    /// entry names its slot. The write layer: every staged item and every
+    /// build, with a vector as the codec writes it and the code of that
+    /// vector; the directory and each built item's entry name its slot. The write layer: every staged item and every
     /// change mark agrees with the build, and no stray entry remains.
     pub fn check(&self, rtxn: &RoTxn) -> Result<()> {
         let metadata = &self.metadata;
@@ -171,6 +171,13 @@ impl<D: Distance> Reader<'_, D> {
         }
         if ids != metadata.items {
             return Err(Error::corrupted(Key::metadata(index), "the build holds items no slot holds"));
+        }
+        for (rank, item) in metadata.items.iter().enumerate() {
+            let slot = self.layout.directory.slot(rank as u64);
+            if !live.contains(slot) || slots.id(slot) != item {
+                let reason = format!("the directory puts item {item} in slot {slot}, which does not hold it");
+                return Err(Error::corrupted(Key::directory(index, 0), reason));
+            }
         }
 
         // The write layer.

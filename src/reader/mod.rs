@@ -16,7 +16,7 @@ pub use self::query::{
 };
 use crate::codes::Codebook;
 use crate::error::Error;
-use crate::item::{ItemEntry, Leaf};
+use crate::item::{ItemEntry, Leaf, decode_leaf};
 use crate::key::Key;
 use crate::layout::Layout;
 use crate::metadata::Metadata;
@@ -81,7 +81,7 @@ impl<'t, D: Distance> Reader<'t, D> {
             return Err(Error::corrupted(Key::header(index), format!("an index of {dimensions} dimensions")));
         }
         let metadata = store::metadata(db, rtxn, index)?.ok_or(Error::NotBuilt { index })?;
-        let layout = Layout::open(db, rtxn, index, dimensions, metadata.n_slots, &metadata.roots)?;
+        let layout = Layout::open(db, rtxn, index, dimensions, &metadata)?;
         let codebook = store::built_codebook::<D>(db, rtxn, index, dimensions)?;
 
         let mut pending = RoaringBitmap::new();
@@ -168,25 +168,39 @@ impl<'t, D: Distance> Reader<'t, D> {
     }
 
     /// The vector of `item`, if a query can return it.
-    pub fn item_vector(&self, rtxn: &RoTxn, item: ItemId) -> Result<Option<Vec<f32>>> {
-        Ok(self.leaf(rtxn, item)?.map(|leaf| D::values(&leaf, self.dimensions)))
+    pub fn item_vector(&self, _rtxn: &RoTxn, item: ItemId) -> Result<Option<Vec<f32>>> {
+        Ok(self.leaf(item)?.map(|leaf| D::values(&leaf, self.dimensions)))
     }
 
-    /// The current leaf of `item`, if a query can return it.
-    fn leaf<'r>(&'r self, rtxn: &'r RoTxn, item: ItemId) -> Result<Option<Leaf<'r, D>>> {
+    /// The slot of `item`, if a query can return it, found in the
+    /// directory (no look-up).
+    pub(crate) fn slot(&self, item: ItemId) -> Result<Option<u32>> {
         if !self.visible.contains(item) {
             return Ok(None);
         }
-        let key = Key::item(self.index, item);
-        match store::item::<D>(self.db, rtxn, self.index, item, self.dimensions)? {
-            Some(ItemEntry::Built(slot)) if slot < self.layout.slots.len() && self.layout.slots.id(slot) == item => {
-                Ok(Some(self.layout.slots.leaf(slot)))
-            }
-            Some(ItemEntry::Built(slot)) => Err(Error::corrupted(key, format!("slot {slot} holds another item"))),
-            // Replaced since the last build.
-            Some(ItemEntry::Staged(leaf)) => Ok(Some(leaf)),
-            None => Err(Error::corrupted(key, "an item of the trees has no entry")),
+        let slot = self.layout.directory.slot(self.metadata.items.rank(item) - 1);
+        if slot >= self.layout.slots.len() || self.layout.slots.id(slot) != item {
+            let reason = format!("the directory puts item {item} in slot {slot}, which holds another");
+            return Err(Error::corrupted(Key::directory(self.index, 0), reason));
         }
+        Ok(Some(slot))
+    }
+
+    /// The leaf of the item in `slot`, or its new vector for an item
+    /// replaced since the last build.
+    #[inline]
+    pub(crate) fn slot_leaf(&self, slot: u32) -> Leaf<'t, D> {
+        // The new vector was decoded when the reader was opened.
+        let replaced = || self.replaced.get(&slot).and_then(|bytes| decode_leaf(bytes).ok());
+        match self.replaced.is_empty() {
+            true => self.layout.slots.leaf(slot),
+            false => replaced().unwrap_or_else(|| self.layout.slots.leaf(slot)),
+        }
+    }
+
+    /// The current leaf of `item`, if a query can return it.
+    fn leaf(&self, item: ItemId) -> Result<Option<Leaf<'t, D>>> {
+        Ok(self.slot(item)?.map(|slot| self.slot_leaf(slot)))
     }
 
     /// Every item a query can return, with its vector, in id order.

@@ -12,7 +12,7 @@ use roaring::RoaringBitmap;
 use super::Reader;
 use crate::codes::{self, BLOCK, CodeQuery};
 use crate::error::Error;
-use crate::item::{Leaf, decode_leaf};
+use crate::item::Leaf;
 use crate::layout::{NodeView, node_key};
 use crate::vector::VectorCodec;
 use crate::writer::check_query;
@@ -87,10 +87,6 @@ pub struct QueryStats {
     pub candidates: u64,
     /// Distances computed exactly.
     pub exact_distances: u64,
-    /// LMDB look-ups: one per candidate of a filter small enough to be
-    /// scored exactly, one for the item of [`QueryBuilder::by_item`];
-    /// none otherwise.
-    pub lmdb_gets: u64,
 }
 
 impl Searcher {
@@ -347,31 +343,29 @@ impl<'r, 't, D: Distance> QueryBuilder<'r, 't, D> {
 
     /// The `count` nearest items to `vector`, nearest first, with their
     /// distances.
+    ///
+    /// `rtxn` is the transaction the reader was opened with, as in arroy:
+    /// a query reads nothing through it, since [`Reader::open`] looked up
+    /// every value the query reads.
     pub fn by_vector(&self, rtxn: &RoTxn, vector: &[f32]) -> Result<Vec<(ItemId, f32)>> {
         SEARCHER.with_borrow_mut(|searcher| self.by_vector_with(rtxn, vector, searcher))
     }
 
     /// [`QueryBuilder::by_vector`] with the caller's [`Searcher`].
-    pub fn by_vector_with(&self, rtxn: &RoTxn, vector: &[f32], searcher: &mut Searcher) -> Result<Vec<(ItemId, f32)>> {
+    pub fn by_vector_with(&self, _rtxn: &RoTxn, vector: &[f32], searcher: &mut Searcher) -> Result<Vec<(ItemId, f32)>> {
         check_query(vector, self.reader.dimensions)?;
-        self.search(rtxn, &D::query(vector), searcher)
+        self.search(&D::query(vector), searcher)
     }
 
     /// The `count` nearest items to the vector of `item` (itself included),
     /// or `None` when `item` is not in the index.
-    pub fn by_item(&self, rtxn: &RoTxn, item: ItemId) -> Result<Option<Vec<(ItemId, f32)>>> {
-        let Some(leaf) = self.reader.leaf(rtxn, item)? else { return Ok(None) };
+    pub fn by_item(&self, _rtxn: &RoTxn, item: ItemId) -> Result<Option<Vec<(ItemId, f32)>>> {
+        let Some(leaf) = self.reader.leaf(item)? else { return Ok(None) };
         let query = D::item_query(&leaf, self.reader.dimensions);
-        SEARCHER
-            .with_borrow_mut(|searcher| {
-                let answer = self.search(rtxn, &query, searcher);
-                searcher.stats.lmdb_gets += 1;
-                answer
-            })
-            .map(Some)
+        SEARCHER.with_borrow_mut(|searcher| self.search(&query, searcher)).map(Some)
     }
 
-    fn search(&self, rtxn: &RoTxn, query: &D::Query, searcher: &mut Searcher) -> Result<Vec<(ItemId, f32)>> {
+    fn search(&self, query: &D::Query, searcher: &mut Searcher) -> Result<Vec<(ItemId, f32)>> {
         let reader = self.reader;
         if self.count == 0 || reader.is_empty() {
             return Ok(Vec::new());
@@ -390,14 +384,13 @@ impl<'r, 't, D: Distance> QueryBuilder<'r, 't, D> {
             if filter.len() <= exact_below {
                 let mut best = Shortlist::new(&mut searcher.ranked, Mode::Keep(self.count));
                 for item in filter.iter() {
-                    if let Some(leaf) = reader.leaf(rtxn, item)? {
+                    if let Some(leaf) = reader.leaf(item)? {
                         let distance = D::distance(query, &leaf);
                         best.offer(distance, distance, item);
                     }
                 }
                 let (best, offered) = best.finish();
-                searcher.stats =
-                    QueryStats { candidates: offered, exact_distances: offered, lmdb_gets: filter.len(), nodes: 0 };
+                searcher.stats = QueryStats { candidates: offered, exact_distances: offered, nodes: 0 };
                 return Ok(self.answer(best, |item| item));
             }
         }
@@ -460,17 +453,10 @@ impl<'r, 't, D: Distance> QueryBuilder<'r, 't, D> {
         filter.is_none_or(|filter| filter.contains(self.reader.layout.slots.id(slot)))
     }
 
-    /// The leaf a query compares with in `slot`: its new vector, for an item
-    /// replaced since the last build.
+    /// The leaf a query compares with in `slot`.
     #[inline]
     fn leaf(&self, slot: u32) -> Leaf<'t, D> {
-        let reader = self.reader;
-        // The new vector decoded when the reader was opened.
-        let replaced = || reader.replaced.get(&slot).and_then(|bytes| decode_leaf(bytes).ok());
-        match reader.replaced.is_empty() {
-            true => reader.layout.slots.leaf(slot),
-            false => replaced().unwrap_or_else(|| reader.layout.slots.leaf(slot)),
-        }
+        self.reader.slot_leaf(slot)
     }
 
     /// Offers the candidate in `slot`, whose code estimates its distance
