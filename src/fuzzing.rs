@@ -5,11 +5,11 @@
 
 use crate::Distance;
 use crate::bits::{PackedBits, signs};
+use crate::codes::Codebook;
 use crate::distance::{
     BinaryQuantizedCosine, BinaryQuantizedEuclidean, BinaryQuantizedManhattan, Cosine, DotProduct, Euclidean, Hamming,
     Manhattan,
 };
-use crate::codes::Codebook;
 use crate::item::{ItemEntry, decode_mark, encode_built};
 use crate::key::Key;
 use crate::layout::{NodeView, SlotGeometry, SlotTable, TreeView, encode, pack_chunk};

@@ -251,7 +251,7 @@ impl<'a, D: Distance, R: Rng + SeedableRng> Builder<'a, D, R> {
         }
         let ids = RoaringBitmap::from_sorted_iter(items.iter().map(|&(id, _)| id))
             .map_err(|_| Error::corrupted(Key::item(index, 0), "item keys out of order"))?;
-        let plan = SlotPlan::<D>::fresh(index, items)?;
+        let mut plan = SlotPlan::<D>::fresh(index, items)?;
         let frozen = FrozenItems { slots: (0..plan.n_slots).collect(), leaves: plan.leaves() };
         let n_trees = self.n_trees.unwrap_or_else(|| default_n_trees::<D>(frozen.len() as u64, dimensions));
         info!(index, items = frozen.len(), n_trees, "building every tree");
@@ -260,7 +260,16 @@ impl<'a, D: Distance, R: Rng + SeedableRng> Builder<'a, D, R> {
             .map(|_| Codebook::of(dimensions, frozen.leaves.iter(), tree_rng(seed, CODEBOOK_STREAM).random()));
         let params = GrowParams { context, split_after, cancel: &*self.cancel };
         self.step(MainStep::UpdatingTrees, Some(SubStep { unit: "trees", done: 0, total: 0 }))?;
-        let trees = self.grow_trees(&params, &frozen, seed, 0, n_trees)?;
+        let mut trees = self.grow_trees(&params, &frozen, seed, 0, n_trees)?;
+        // Slots in the order of the first tree's buckets, so that the
+        // candidates of a query, which its neighbours' buckets hold, share
+        // blocks of codes and pages of vectors.
+        let normal = D::NormalCodec::size(dimensions);
+        let order = trees.first_mut().map(|tree| tree.bucket_order(index, 0, normal)).transpose()?;
+        let renamed = order.map(|order| renaming(&order, plan.n_slots)).transpose()?;
+        if let Some(renamed) = &renamed {
+            plan.rename(renamed);
+        }
         let slots = self.spool_slots(&plan, codebook.as_ref())?;
         let metadata = Metadata {
             split_after: split_after as u32,
@@ -270,9 +279,12 @@ impl<'a, D: Distance, R: Rng + SeedableRng> Builder<'a, D, R> {
             items: ids,
             free: RoaringBitmap::new(),
         };
-        let directory = self.spool_directory(0..plan.n_slots)?;
+        let directory = match &renamed {
+            Some(renamed) => self.spool_directory(renamed.iter().copied())?,
+            None => self.spool_directory(0..plan.n_slots)?,
+        };
         let entries = plan.directory();
-        Ok(Output { fresh: true, trees: Some(trees), slots, entries, directory, metadata, codebook })
+        Ok(Output { fresh: true, trees: Some(trees), slots, entries, directory, metadata, codebook, renamed })
     }
 
     /// Steps 1 to 3 of a build over a built index: the kept trees updated,
@@ -297,6 +309,7 @@ impl<'a, D: Distance, R: Rng + SeedableRng> Builder<'a, D, R> {
                 directory: None,
                 metadata,
                 codebook: None,
+                renamed: None,
             });
         }
 
@@ -336,7 +349,16 @@ impl<'a, D: Distance, R: Rng + SeedableRng> Builder<'a, D, R> {
         metadata.items = changes.items;
         let entries = plan.directory();
         let directory = self.spool_directory(merged_directory(built, &layout, &metadata.items, &entries))?;
-        Ok(Output { fresh: false, trees: Some(trees), slots, entries, directory, metadata, codebook: None })
+        Ok(Output {
+            fresh: false,
+            trees: Some(trees),
+            slots,
+            entries,
+            directory,
+            metadata,
+            codebook: None,
+            renamed: None,
+        })
     }
 
     /// Packs the slot chunks `plan` changes, with their codes, into a
@@ -361,7 +383,7 @@ impl<'a, D: Distance, R: Rng + SeedableRng> Builder<'a, D, R> {
     /// Steps 4 and 5: everything that writes.
     fn write(&self, wtxn: &mut RwTxn, output: Output) -> Result<()> {
         let (db, index) = (self.writer.db, self.writer.index);
-        let Output { fresh, trees, slots, entries, directory, metadata, codebook } = output;
+        let Output { fresh, trees, slots, entries, directory, metadata, codebook, renamed } = output;
         self.step(MainStep::RemovingOldTrees, None)?;
         db.delete(wtxn, &Key::metadata(index))?;
         store::delete_mode(db, wtxn, index, NodeMode::Updated)?;
@@ -401,7 +423,8 @@ impl<'a, D: Distance, R: Rng + SeedableRng> Builder<'a, D, R> {
         let total = trees.len() as u64;
         for (tree, finished) in trees.into_iter().enumerate() {
             self.step(MainStep::WritingNodes, Some(SubStep { unit: "trees", done: tree as u64, total }))?;
-            finished.write(db, wtxn, index, tree as u32)?;
+            let normal = D::NormalCodec::size(self.writer.dimensions);
+            finished.write(db, wtxn, index, tree as u32, normal, renamed.as_deref())?;
         }
 
         self.step(MainStep::WritingMetadata, None)?;
@@ -466,6 +489,22 @@ fn merged_directory<'a, D: Distance>(
     })
 }
 
+/// The renaming that numbers `n` slots in the order of `order`: the new
+/// slot of each slot.
+fn renaming(order: &[u32], n: u32) -> Result<Vec<u32>> {
+    let mut renamed = vec![u32::MAX; n as usize];
+    for (new, &old) in (0..).zip(order) {
+        match renamed.get_mut(old as usize) {
+            Some(slot) if *slot == u32::MAX => *slot = new,
+            _ => return Err(Error::corrupted(Key::tree(0, 0, 0), format!("slot {old} twice in a new tree"))),
+        }
+    }
+    match renamed.iter().position(|&slot| slot == u32::MAX) {
+        Some(missing) => Err(Error::corrupted(Key::tree(0, 0, 0), format!("slot {missing} missing from a new tree"))),
+        None => Ok(renamed),
+    }
+}
+
 /// Runs `f`, turning a panic (in a rayon worker, or in a callback) into
 /// [`Error::BuildPanicked`].
 fn catch_panics<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
@@ -497,6 +536,9 @@ struct Output {
     metadata: Metadata<'static>,
     /// The codebook a fresh build drew.
     codebook: Option<Codebook>,
+    /// The final slot of each slot the trees were grown with, when they
+    /// differ.
+    renamed: Option<Vec<u32>>,
 }
 
 /// Slot chunks in a temporary file, and their numbers.

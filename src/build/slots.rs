@@ -59,6 +59,15 @@ impl<'t, 'o, D: Distance> SlotPlan<'t, 'o, D> {
         Ok(SlotPlan { index, old: Some(old), n_slots, free, assigned })
     }
 
+    /// Renames each slot `s` this plan gives `renamed[s]` (a fresh plan,
+    /// whose slots are `0..n`).
+    pub fn rename(&mut self, renamed: &[u32]) {
+        for (slot, ..) in &mut self.assigned {
+            *slot = renamed[*slot as usize];
+        }
+        self.assigned.sort_unstable_by_key(|&(slot, ..)| slot);
+    }
+
     /// The leaf in `slot` after the build.
     pub fn leaf(&self, slot: u32) -> Result<Leaf<'t, D>> {
         match self.assigned.binary_search_by_key(&slot, |&(slot, ..)| slot) {

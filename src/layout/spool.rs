@@ -81,7 +81,6 @@ pub(crate) struct Spooled {
 
 impl Spooled {
     /// Every value's bytes, one after the other, with each value's size.
-    #[cfg(test)]
     pub fn read(&mut self) -> Result<(Vec<u8>, &[u64])> {
         let mut bytes = Vec::new();
         if let Some(file) = &mut self.file {
@@ -89,6 +88,29 @@ impl Spooled {
             read.map_err(|source| Error::TempFile { dir: self.dir.clone(), source })?;
         }
         Ok((bytes, &self.lens))
+    }
+
+    /// Writes value `i` under `key(i)`, in order, after `change` changed
+    /// its bytes in place.
+    pub fn write_changed(
+        mut self,
+        db: RawDatabase,
+        wtxn: &mut RwTxn,
+        key: impl Fn(usize) -> Key,
+        mut change: impl FnMut(usize, &mut [u8]) -> Result<()>,
+    ) -> Result<()> {
+        let dir = self.dir.clone();
+        let io_error = |source| Error::TempFile { dir: dir.clone(), source };
+        let Some(file) = &mut self.file else { return self.write(db, wtxn, key) };
+        file.seek(SeekFrom::Start(0)).map_err(io_error)?;
+        let mut buffer = Vec::new();
+        for (i, &len) in self.lens.iter().enumerate() {
+            buffer.clear();
+            file.take(len).read_to_end(&mut buffer).map_err(io_error)?;
+            change(i, &mut buffer)?;
+            db.put(wtxn, &key(i), &buffer)?;
+        }
+        Ok(())
     }
 
     /// Writes value `i` under `key(i)`, in order.

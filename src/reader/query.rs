@@ -135,6 +135,9 @@ struct Shortlist<'s> {
     next_cut: usize,
     /// How many candidates were offered.
     offered: u64,
+    /// The item id of a key, to break ties: among equal scores, smaller
+    /// ids first, whatever the slots.
+    id: &'s dyn Fn(u32) -> u32,
 }
 
 enum Mode<'s> {
@@ -165,7 +168,7 @@ impl Ord for Score {
 }
 
 impl<'s> Shortlist<'s> {
-    fn new(items: &'s mut Vec<(f32, u32)>, mode: Mode<'s>) -> Shortlist<'s> {
+    fn new(items: &'s mut Vec<(f32, u32)>, mode: Mode<'s>, id: &'s dyn Fn(u32) -> u32) -> Shortlist<'s> {
         items.clear();
         let mode = match mode {
             Mode::Keep(keep) => Mode::Keep(keep.max(1)),
@@ -178,7 +181,7 @@ impl<'s> Shortlist<'s> {
             Mode::Keep(keep) => 2 * keep,
             Mode::Bounds { count, .. } => 1024.max(4 * count),
         };
-        Shortlist { items, mode, bound: f32::INFINITY, next_cut, offered: 0 }
+        Shortlist { items, mode, bound: f32::INFINITY, next_cut, offered: 0, id }
     }
 
     /// Offers a candidate whose first score is `score`, or whose distance
@@ -210,7 +213,8 @@ impl<'s> Shortlist<'s> {
         match self.mode {
             Mode::Keep(keep) => {
                 if self.items.len() > keep {
-                    self.items.select_nth_unstable_by(keep - 1, by_score);
+                    let id = self.id;
+                    self.items.select_nth_unstable_by(keep - 1, |a, b| by_score(a, b, id));
                     self.items.truncate(keep);
                     self.bound = self.items.iter().map(|&(score, _)| score).fold(f32::NEG_INFINITY, f32::max);
                 }
@@ -226,14 +230,15 @@ impl<'s> Shortlist<'s> {
     /// The candidates kept, smallest score first, and how many were offered.
     fn finish(mut self) -> (&'s [(f32, u32)], u64) {
         self.cut();
-        self.items.sort_unstable_by(by_score);
+        let id = self.id;
+        self.items.sort_unstable_by(|a, b| by_score(a, b, id));
         (self.items, self.offered)
     }
 }
 
-/// Smaller scores first, then smaller keys.
-fn by_score(a: &(f32, u32), b: &(f32, u32)) -> Ordering {
-    a.0.total_cmp(&b.0).then(a.1.cmp(&b.1))
+/// Smaller scores first, then smaller ids.
+fn by_score(a: &(f32, u32), b: &(f32, u32), id: &dyn Fn(u32) -> u32) -> Ordering {
+    a.0.total_cmp(&b.0).then_with(|| id(a.1).cmp(&id(b.1)))
 }
 
 thread_local! {
@@ -382,7 +387,7 @@ impl<'r, 't, D: Distance> QueryBuilder<'r, 't, D> {
         if let Some(filter) = &filter {
             let exact_below = self.exact_below_count.max((self.exact_below_ratio * reader.n_items() as f64) as u64);
             if filter.len() <= exact_below {
-                let mut best = Shortlist::new(&mut searcher.ranked, Mode::Keep(self.count));
+                let mut best = Shortlist::new(&mut searcher.ranked, Mode::Keep(self.count), &|item| item);
                 for item in filter.iter() {
                     if let Some(leaf) = reader.leaf(item)? {
                         let distance = D::distance(query, &leaf);
@@ -413,7 +418,9 @@ impl<'r, 't, D: Distance> QueryBuilder<'r, 't, D> {
             (Some(_), None) => Mode::Bounds { count: self.count, uppers },
         };
         let bounded = matches!(mode, Mode::Bounds { .. });
-        let mut candidates = Shortlist::new(shortlist, mode);
+        let slots = &reader.layout.slots;
+        let id = |slot| slots.id(slot);
+        let mut candidates = Shortlist::new(shortlist, mode, &id);
         if search_k as f64 >= SCAN_ABOVE_SHARE * reachable as f64 {
             self.scan(query, codes.as_ref(), filter, &mut candidates);
         } else {
@@ -422,7 +429,6 @@ impl<'r, 't, D: Distance> QueryBuilder<'r, 't, D> {
         }
         let (candidates, offered) = candidates.finish();
         stats.candidates = offered;
-        let slots = &reader.layout.slots;
         if codes.is_none() {
             stats.exact_distances = offered;
             return Ok(self.answer(candidates, |slot| slots.id(slot)));
@@ -430,7 +436,7 @@ impl<'r, 't, D: Distance> QueryBuilder<'r, 't, D> {
         // The candidates by estimates (or lower bounds), ranked by exact
         // distances; past the `count`-th exact distance, no lower bound
         // can do better.
-        let mut best = Shortlist::new(ranked, Mode::Keep(self.count));
+        let mut best = Shortlist::new(ranked, Mode::Keep(self.count), &id);
         let mut exact = BinaryHeap::with_capacity(self.count + 1);
         for &(lower, slot) in candidates {
             if bounded && exact.len() == self.count && exact.peek().is_some_and(|&Score(worst)| lower > worst) {

@@ -1,19 +1,24 @@
-//! spinney, arroy 0.9 and hannoy 0.3 on the same data, on the same machine,
-//! in one run: build time, peak memory, size on disk, and recall@10 with
-//! single-threaded queries per second over a sweep of search effort
-//! (`search_k` for the tree indexes, `ef_search` for hannoy's graph).
+//! spinney, arroy 0.9, hannoy 0.3 and an exact scan on the same data, on
+//! the same machine, in one run: build time, peak memory (building and
+//! querying), size on disk, and recall@10 with single-threaded queries per
+//! second over a sweep of search effort (`search_k` and `rerank` for
+//! spinney, `search_k` for arroy, `ef_search` for hannoy).
 //!
 //! ```text
 //! cargo run --release                                   # generated 100k x 128 and 50k x 768
 //! cargo run --release -- --data ../../../shared/data/siftsmall
-//! cargo run --release -- --data vectors.npy --metric cosine
+//! cargo run --release -- --data ../../../shared/data/pypi-minilm --metric cosine
+//! cargo run --release -- --data ../../../shared/data/pypi-minilm --metric cosine --filters
 //! ```
 //!
 //! Options: `--data DIR|FILE.npy`, `--metric euclidean|cosine`, `--n N`,
 //! `--dimensions D` (generated data), `--queries Q`, `--trees T` (both tree
-//! indexes; spinney's default for the data otherwise), `--engines
-//! spinney,arroy,hannoy`. Each engine builds and queries in a child process
-//! of its own, so its peak memory is its own. Results print as Markdown
+//! indexes; each engine's default otherwise), `--engines
+//! spinney,arroy,hannoy,exact`, `--filters` (spinney and the exact scan
+//! under filters keeping 0.1% to 50% of the items). Every engine loads its
+//! items with `add_item` in id order, as README tells users to, in the
+//! transaction it builds in, and builds and queries in a child process of
+//! its own, so its peak memory is its own. Results print as Markdown
 //! tables, then as JSON lines.
 
 #[path = "../../../examples/support/data.rs"]
@@ -25,6 +30,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use data::Dataset;
+use roaring::RoaringBitmap;
 use spinney::heed::{CommitOrAbort, Env, EnvOpenOptions, RoTxn, RwTxn, WithTls};
 
 type Result<T> = std::result::Result<T, Box<dyn Error>>;
@@ -37,12 +43,20 @@ struct Run {
     dimensions: usize,
     queries: usize,
     trees: Option<usize>,
+    filters: bool,
 }
 
 fn parse(args: &[String]) -> Result<(Run, Vec<String>)> {
-    let mut run =
-        Run { data: None, metric: "euclidean".into(), n: 100_000, dimensions: 128, queries: 200, trees: None };
-    let mut engines = vec!["spinney".to_string(), "arroy".into(), "hannoy".into()];
+    let mut run = Run {
+        data: None,
+        metric: "euclidean".into(),
+        n: 100_000,
+        dimensions: 128,
+        queries: 200,
+        trees: None,
+        filters: false,
+    };
+    let mut engines = vec!["spinney".to_string(), "arroy".into(), "hannoy".into(), "exact".into()];
     let mut args = args.iter();
     while let Some(flag) = args.next() {
         let mut value = || args.next().cloned().ok_or_else(|| format!("{flag} needs a value"));
@@ -54,9 +68,13 @@ fn parse(args: &[String]) -> Result<(Run, Vec<String>)> {
             "--queries" => run.queries = value()?.parse()?,
             "--trees" => run.trees = Some(value()?.parse()?),
             "--engines" => engines = value()?.split(',').map(str::to_string).collect(),
+            "--filters" => run.filters = true,
             "--bench" => {}
             other => return Err(format!("unknown option {other}").into()),
         }
+    }
+    if run.filters {
+        engines.retain(|engine| engine == "spinney" || engine == "exact");
     }
     Ok((run, engines))
 }
@@ -79,8 +97,8 @@ fn rss() -> (u64, u64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
-/// Forgets the peak resident memory so far (Linux), so that the peak read
-/// after a build is the build's.
+/// Forgets the peak resident memory so far (Linux), so that the next peak
+/// read is the next phase's.
 fn reset_peak_rss() {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
@@ -99,34 +117,48 @@ fn create<KC: 'static, DC: 'static>(env: &Env<WithTls>) -> Result<spinney::heed:
         .unwrap_commit())
 }
 
-/// One point of a recall / speed curve.
-struct Point {
-    effort: usize,
-    recall: f64,
-    qps: f64,
+/// The bytes of the pages a database uses (the file also holds free pages).
+fn used_bytes<KC, DC>(env: &Env<WithTls>, db: spinney::heed::Database<'static, KC, DC>) -> Result<u64> {
+    let rtxn = env.read_txn()?;
+    let stat = db.stat(&rtxn)?;
+    Ok((stat.branch_pages + stat.leaf_pages + stat.overflow_pages) as u64 * u64::from(stat.page_size))
 }
 
-/// Runs every query, single-threaded, for at least half a second.
+/// One point of a recall / speed curve.
+struct Point {
+    effort: String,
+    recall: f64,
+    qps: f64,
+    /// Exact distances per query, where the engine tells.
+    exact: Option<f64>,
+}
+
+/// Runs every query, single-threaded, for at least half a second; `query`
+/// returns the ids found and, where the engine tells, the exact distances
+/// it computed.
 fn sweep_point(
-    dataset: &Dataset,
     truth: &[Vec<u32>],
-    effort: usize,
-    mut query: impl FnMut(&[f32]) -> Result<Vec<u32>>,
+    effort: String,
+    mut query: impl FnMut(usize) -> Result<(Vec<u32>, Option<u64>)>,
 ) -> Result<Point> {
     let mut found = Vec::new();
     let mut elapsed = Duration::ZERO;
-    let mut rounds = 0;
+    let (mut rounds, mut exact, mut told) = (0, 0, false);
     while elapsed < Duration::from_millis(500) || rounds == 0 {
         found.clear();
         let start = Instant::now();
-        for q in 0..dataset.queries.len() {
-            found.push(query(dataset.queries.get(q))?);
+        for q in 0..truth.len() {
+            let (ids, computed) = query(q)?;
+            found.push(ids);
+            told |= computed.is_some();
+            exact += computed.unwrap_or(0);
         }
         elapsed += start.elapsed();
         rounds += 1;
     }
-    let qps = (rounds * dataset.queries.len()) as f64 / elapsed.as_secs_f64();
-    Ok(Point { effort, recall: data::recall_at(10, truth, &found), qps })
+    let queries = (rounds * truth.len()) as f64;
+    let exact = told.then(|| exact as f64 / queries);
+    Ok(Point { effort, recall: data::recall_at(10, truth, &found), qps: queries / elapsed.as_secs_f64(), exact })
 }
 
 /// What a build cost.
@@ -135,17 +167,19 @@ struct BuildCost {
     rss_before: u64,
     peak_rss: u64,
     disk: u64,
+    used: u64,
 }
 
 struct Measured {
     cost: BuildCost,
-    effort_name: &'static str,
+    /// The peak resident memory while querying.
+    query_rss: u64,
     curve: Vec<Point>,
 }
 
 /// Runs `build` (load the items, build) in a write transaction and commits
-/// it; measures its time, the resident memory before it and at its peak, and
-/// the file size after.
+/// it; measures its time, the resident memory before it and at its peak,
+/// and the file size after.
 fn timed_build(env: &Env<WithTls>, build: impl FnOnce(&mut RwTxn) -> Result<()>) -> Result<BuildCost> {
     let (rss_before, _) = rss();
     reset_peak_rss();
@@ -155,45 +189,74 @@ fn timed_build(env: &Env<WithTls>, build: impl FnOnce(&mut RwTxn) -> Result<()>)
     wtxn.commit()?;
     let build = start.elapsed();
     let (_, peak_rss) = rss();
-    Ok(BuildCost { build, rss_before, peak_rss, disk: env.real_disk_size()? })
+    Ok(BuildCost { build, rss_before, peak_rss, disk: env.real_disk_size()?, used: 0 })
 }
 
-/// One point per search effort; `query(effort, vector)` answers one query.
-fn curve(
-    dataset: &Dataset,
-    truth: &[Vec<u32>],
-    efforts: impl IntoIterator<Item = usize>,
-    query: impl Fn(usize, &[f32]) -> Result<Vec<u32>>,
-) -> Result<Vec<Point>> {
-    efforts.into_iter().map(|effort| sweep_point(dataset, truth, effort, |q| query(effort, q))).collect()
+/// The curve of `points`, measured after resetting the peak memory; returns
+/// it with that peak.
+fn query_phase(points: impl FnOnce() -> Result<Vec<Point>>) -> Result<(Vec<Point>, u64)> {
+    reset_peak_rss();
+    let curve = points()?;
+    Ok((curve, rss().1))
 }
 
-fn tree_efforts(trees: usize) -> Vec<usize> {
-    [1, 2, 4, 8, 16, 32].iter().map(|f| 10 * trees * f).collect()
+fn nz(value: usize) -> Result<NonZeroUsize> {
+    Ok(NonZeroUsize::new(value).ok_or("zero effort")?)
 }
 
-fn search_k(effort: usize) -> Result<NonZeroUsize> {
-    Ok(NonZeroUsize::new(effort).ok_or("zero search_k")?)
-}
-
-fn run_spinney<D: spinney::Distance>(dataset: &Dataset, truth: &[Vec<u32>], trees: usize) -> Result<Measured> {
+fn run_spinney<D: spinney::Distance>(dataset: &Dataset, truth: &[Vec<u32>], run: &Run) -> Result<Measured> {
     use rand::SeedableRng;
     let dir = tempfile::tempdir()?;
     let env = open_env(dir.path(), dataset)?;
     let db: spinney::Database<'static, D> = create(&env)?;
-    let cost = timed_build(&env, |wtxn| {
+    let mut cost = timed_build(&env, |wtxn| {
         let writer = spinney::Writer::<D>::new(db, 0, dataset.base.dimensions);
         for i in 0..dataset.base.len() {
-            writer.append_item(wtxn, i as u32, dataset.base.get(i))?;
+            writer.add_item(wtxn, i as u32, dataset.base.get(i))?;
         }
-        Ok(writer.builder(&mut rand::rngs::StdRng::seed_from_u64(42)).n_trees(trees).build(wtxn)?)
+        let mut rng = rand::rngs::StdRng::seed_from_u64(42);
+        let mut builder = writer.builder(&mut rng);
+        if let Some(trees) = run.trees {
+            builder.n_trees(trees);
+        }
+        Ok(builder.build(wtxn)?)
     })?;
+    cost.used = used_bytes(&env, db)?;
     let rtxn = env.read_txn()?;
     let reader = spinney::Reader::<D>::open(&rtxn, 0, db)?;
-    let curve = curve(dataset, truth, tree_efforts(trees), |effort, q| {
-        Ok(reader.nns(10).search_k(search_k(effort)?).by_vector(&rtxn, q)?.into_iter().map(|r| r.0).collect())
+    let n = dataset.base.len();
+    let mut efforts: Vec<(usize, Option<usize>)> =
+        [100, 200, 500, 1_000, 2_000, 5_000, 10_000, n].iter().map(|&k| (k.min(n), None)).collect();
+    for rerank in [20, 50, 100] {
+        efforts.extend([(1_000.min(n), Some(rerank)), (n, Some(rerank))]);
+    }
+    efforts.dedup();
+    let mut searcher = spinney::Searcher::new();
+    let (curve, query_rss) = query_phase(|| {
+        efforts
+            .iter()
+            .map(|&(search_k, rerank)| {
+                let effort = match rerank {
+                    Some(rerank) => format!("search_k {search_k} rerank {rerank}"),
+                    None => format!("search_k {search_k}"),
+                };
+                sweep_point(truth, effort, |q| {
+                    let mut query = reader.nns(10);
+                    query.search_k(nz(search_k)?);
+                    if let Some(rerank) = rerank {
+                        query.rerank(nz(rerank)?);
+                    }
+                    let found = query.by_vector_with(&rtxn, dataset.queries.get(q), &mut searcher)?;
+                    Ok((found.into_iter().map(|r| r.0).collect(), Some(searcher.stats().exact_distances)))
+                })
+            })
+            .collect()
     })?;
-    Ok(Measured { cost, effort_name: "search_k", curve })
+    Ok(Measured { cost, query_rss, curve })
+}
+
+fn tree_efforts(trees: usize) -> Vec<usize> {
+    [1, 2, 4, 8, 16, 32].iter().map(|f| 10 * trees * f).collect()
 }
 
 fn run_arroy<D: arroy::Distance>(dataset: &Dataset, truth: &[Vec<u32>], trees: usize) -> Result<Measured> {
@@ -201,19 +264,26 @@ fn run_arroy<D: arroy::Distance>(dataset: &Dataset, truth: &[Vec<u32>], trees: u
     let dir = tempfile::tempdir()?;
     let env = open_env(dir.path(), dataset)?;
     let db: arroy::Database<D> = create(&env)?;
-    let cost = timed_build(&env, |wtxn| {
+    let mut cost = timed_build(&env, |wtxn| {
         let writer = arroy::Writer::<D>::new(db, 0, dataset.base.dimensions);
         for i in 0..dataset.base.len() {
             writer.add_item(wtxn, i as u32, dataset.base.get(i))?;
         }
         Ok(writer.builder(&mut rand010::rngs::StdRng::seed_from_u64(42)).n_trees(trees).build(wtxn)?)
     })?;
+    cost.used = used_bytes(&env, db)?;
     let rtxn: RoTxn<WithTls> = env.read_txn()?;
     let reader = arroy::Reader::<D>::open(&rtxn, 0, db)?;
-    let curve = curve(dataset, truth, tree_efforts(trees), |effort, q| {
-        Ok(reader.nns(10).search_k(search_k(effort)?).by_vector(&rtxn, q)?.into_iter().map(|r| r.0).collect())
+    let (curve, query_rss) = query_phase(|| {
+        let points = tree_efforts(trees).into_iter().map(|search_k| {
+            sweep_point(truth, format!("search_k {search_k}"), |q| {
+                let found = reader.nns(10).search_k(nz(search_k)?).by_vector(&rtxn, dataset.queries.get(q))?;
+                Ok((found.into_iter().map(|r| r.0).collect(), None))
+            })
+        });
+        points.collect()
     })?;
-    Ok(Measured { cost, effort_name: "search_k", curve })
+    Ok(Measured { cost, query_rss, curve })
 }
 
 fn run_hannoy<D: hannoy::Distance>(dataset: &Dataset, truth: &[Vec<u32>]) -> Result<Measured> {
@@ -221,7 +291,7 @@ fn run_hannoy<D: hannoy::Distance>(dataset: &Dataset, truth: &[Vec<u32>]) -> Res
     let dir = tempfile::tempdir()?;
     let env = open_env(dir.path(), dataset)?;
     let db: hannoy::Database<D> = create(&env)?;
-    let cost = timed_build(&env, |wtxn| {
+    let mut cost = timed_build(&env, |wtxn| {
         let writer = hannoy::Writer::<D>::new(db, 0, dataset.base.dimensions);
         for i in 0..dataset.base.len() {
             writer.add_item(wtxn, i as u32, dataset.base.get(i))?;
@@ -229,61 +299,215 @@ fn run_hannoy<D: hannoy::Distance>(dataset: &Dataset, truth: &[Vec<u32>]) -> Res
         let mut rng = rand010::rngs::StdRng::seed_from_u64(42);
         Ok(writer.builder(&mut rng).ef_construction(100).build::<16, 32>(wtxn)?)
     })?;
+    cost.used = used_bytes(&env, db)?;
     let rtxn = env.read_txn()?;
     let reader = hannoy::Reader::<D>::open(&rtxn, 0, db)?;
-    let curve = curve(dataset, truth, [10, 20, 40, 80, 160, 320, 640], |ef, q| {
-        Ok(reader.nns(10).ef_search(ef).by_vector(&rtxn, q)?.nns.into_iter().map(|r| r.0).collect())
+    let (curve, query_rss) = query_phase(|| {
+        let points = [10, 20, 40, 80, 160, 320, 640].into_iter().map(|ef| {
+            sweep_point(truth, format!("ef_search {ef}"), |q| {
+                let found = reader.nns(10).ef_search(ef).by_vector(&rtxn, dataset.queries.get(q))?;
+                Ok((found.nns.into_iter().map(|r| r.0).collect(), None))
+            })
+        });
+        points.collect()
     })?;
-    Ok(Measured { cost, effort_name: "ef_search", curve })
+    Ok(Measured { cost, query_rss, curve })
+}
+
+/// The exact distance kernel of `metric` (smaller is nearer): spinney's
+/// fastest implementation of the squared Euclidean distance or the dot
+/// product, as a careful exact scan would use.
+fn exact_kernel(metric: &str) -> impl Fn(&[f32], &[f32]) -> f32 {
+    let kernels = spinney::available_kernels().pop().expect("at least the portable kernels");
+    let cosine = metric == "cosine";
+    move |a: &[f32], b: &[f32]| {
+        let (a, b) = (bytemuck::cast_slice(a), bytemuck::cast_slice(b));
+        match cosine {
+            true => -(kernels.dot)(a, b) / ((kernels.dot)(b, b).sqrt() + f32::MIN_POSITIVE),
+            false => (kernels.l2_squared)(a, b),
+        }
+    }
+}
+
+/// The `k` ids of `ids` nearest to `query`, scoring each exactly.
+fn exact_scan(
+    dataset: &Dataset,
+    distance: &impl Fn(&[f32], &[f32]) -> f32,
+    query: &[f32],
+    ids: impl Iterator<Item = u32>,
+    k: usize,
+) -> Vec<u32> {
+    let mut scored: Vec<(f32, u32)> = ids.map(|id| (distance(query, dataset.base.get(id as usize)), id)).collect();
+    let by_distance = |a: &(f32, u32), b: &(f32, u32)| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1));
+    if scored.len() > k {
+        scored.select_nth_unstable_by(k - 1, by_distance);
+        scored.truncate(k);
+    }
+    scored.sort_unstable_by(by_distance);
+    scored.into_iter().map(|(_, id)| id).collect()
+}
+
+/// The exact scan: every vector in memory, scored with the fastest kernel.
+fn run_exact(dataset: &Dataset, truth: &[Vec<u32>], metric: &str) -> Result<Measured> {
+    let distance = exact_kernel(metric);
+    let (rss_before, _) = rss();
+    let cost = BuildCost { build: Duration::ZERO, rss_before, peak_rss: rss_before, disk: 0, used: 0 };
+    let n = dataset.base.len() as u32;
+    let (curve, query_rss) = query_phase(|| {
+        let point = sweep_point(truth, "every item".into(), |q| {
+            Ok((exact_scan(dataset, &distance, dataset.queries.get(q), 0..n, 10), Some(u64::from(n))))
+        });
+        Ok(vec![point?])
+    })?;
+    Ok(Measured { cost, query_rss, curve })
+}
+
+/// Filters keeping `share` of the items: at random, or the items nearest
+/// to a random item (a filter that follows the vectors).
+fn filters(dataset: &Dataset, metric: &str) -> Vec<(String, RoaringBitmap)> {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let n = dataset.base.len();
+    let distance = exact_kernel(metric);
+    let mut out = Vec::new();
+    for share in [0.001, 0.01, 0.1, 0.5] {
+        let size = ((n as f64 * share) as usize).max(1);
+        let random: RoaringBitmap = rand::seq::index::sample(&mut rng, n, size).into_iter().map(|i| i as u32).collect();
+        out.push((format!("random {}%", share * 100.0), random));
+        let centre = dataset.base.get(rng.random_range(0..n)).to_vec();
+        let near = exact_scan(dataset, &distance, &centre, 0..n as u32, size);
+        out.push((format!("cluster {}%", share * 100.0), near.into_iter().collect()));
+    }
+    out
+}
+
+/// The filtered sweep: spinney at its defaults, or the exact scan of the
+/// filtered items, for each filter; recall against the exact answer.
+fn run_filtered<D: spinney::Distance>(dataset: &Dataset, run: &Run, engine: &str) -> Result<Measured> {
+    let distance = exact_kernel(&run.metric);
+    let filters = filters(dataset, &run.metric);
+    let truths: Vec<Vec<Vec<u32>>> = filters
+        .iter()
+        .map(|(_, filter)| {
+            (0..dataset.queries.len())
+                .map(|q| exact_scan(dataset, &distance, dataset.queries.get(q), filter.iter(), 10))
+                .collect()
+        })
+        .collect();
+    if engine == "exact" {
+        let (rss_before, _) = rss();
+        let cost = BuildCost { build: Duration::ZERO, rss_before, peak_rss: rss_before, disk: 0, used: 0 };
+        let (curve, query_rss) = query_phase(|| {
+            filters
+                .iter()
+                .zip(&truths)
+                .map(|((name, filter), truth)| {
+                    sweep_point(truth, name.clone(), |q| {
+                        let found = exact_scan(dataset, &distance, dataset.queries.get(q), filter.iter(), 10);
+                        Ok((found, Some(filter.len())))
+                    })
+                })
+                .collect()
+        })?;
+        return Ok(Measured { cost, query_rss, curve });
+    }
+    use rand::SeedableRng;
+    let dir = tempfile::tempdir()?;
+    let env = open_env(dir.path(), dataset)?;
+    let db: spinney::Database<'static, D> = create(&env)?;
+    let mut cost = timed_build(&env, |wtxn| {
+        let writer = spinney::Writer::<D>::new(db, 0, dataset.base.dimensions);
+        for i in 0..dataset.base.len() {
+            writer.add_item(wtxn, i as u32, dataset.base.get(i))?;
+        }
+        Ok(writer.builder(&mut rand::rngs::StdRng::seed_from_u64(42)).build(wtxn)?)
+    })?;
+    cost.used = used_bytes(&env, db)?;
+    let rtxn = env.read_txn()?;
+    let reader = spinney::Reader::<D>::open(&rtxn, 0, db)?;
+    let mut searcher = spinney::Searcher::new();
+    let (curve, query_rss) = query_phase(|| {
+        filters
+            .iter()
+            .zip(&truths)
+            .map(|((name, filter), truth)| {
+                sweep_point(truth, name.clone(), |q| {
+                    let found = reader.nns(10).candidates(filter).by_vector_with(
+                        &rtxn,
+                        dataset.queries.get(q),
+                        &mut searcher,
+                    )?;
+                    Ok((found.into_iter().map(|r| r.0).collect(), Some(searcher.stats().exact_distances)))
+                })
+            })
+            .collect()
+    })?;
+    Ok(Measured { cost, query_rss, curve })
 }
 
 /// The child: one engine on one dataset; prints JSON lines.
 fn child(engine: &str, run: &Run) -> Result<()> {
     let dataset = load(run)?;
     let truth = match &dataset.ground_truth {
-        Some(truth) => truth.clone(),
+        Some(truth) => truth[..dataset.queries.len()].to_vec(),
         None => data::brute_force(&dataset, &run.metric, 10),
     };
-    let trees = run.trees.unwrap_or_else(|| {
-        spinney::default_n_trees::<spinney::distances::Euclidean>(dataset.base.len() as u64, dataset.base.dimensions)
-    });
     let cosine = run.metric == "cosine";
-    let measured = match (engine, cosine) {
-        ("spinney", false) => run_spinney::<spinney::distances::Euclidean>(&dataset, &truth, trees)?,
-        ("spinney", true) => run_spinney::<spinney::distances::Cosine>(&dataset, &truth, trees)?,
-        ("arroy", false) => run_arroy::<arroy::distances::Euclidean>(&dataset, &truth, trees)?,
-        ("arroy", true) => run_arroy::<arroy::distances::Cosine>(&dataset, &truth, trees)?,
-        ("hannoy", false) => run_hannoy::<hannoy::distances::Euclidean>(&dataset, &truth)?,
-        ("hannoy", true) => run_hannoy::<hannoy::distances::Cosine>(&dataset, &truth)?,
-        (other, _) => return Err(format!("unknown engine {other}").into()),
+    let (n, dimensions) = (dataset.base.len(), dataset.base.dimensions);
+    // arroy's own default would be n_trees = dimensions-driven and large;
+    // the two tree indexes get the same count: spinney's default, or --trees.
+    let trees =
+        run.trees.unwrap_or_else(|| spinney::default_n_trees::<spinney::distances::Euclidean>(n as u64, dimensions));
+    let measured = match (engine, cosine, run.filters) {
+        ("spinney", false, true) => run_filtered::<spinney::distances::Euclidean>(&dataset, run, engine)?,
+        ("spinney", true, true) => run_filtered::<spinney::distances::Cosine>(&dataset, run, engine)?,
+        ("exact", _, true) => run_filtered::<spinney::distances::Euclidean>(&dataset, run, engine)?,
+        ("spinney", false, false) => run_spinney::<spinney::distances::Euclidean>(&dataset, &truth, run)?,
+        ("spinney", true, false) => run_spinney::<spinney::distances::Cosine>(&dataset, &truth, run)?,
+        ("arroy", false, _) => run_arroy::<arroy::distances::Euclidean>(&dataset, &truth, trees)?,
+        ("arroy", true, _) => run_arroy::<arroy::distances::Cosine>(&dataset, &truth, trees)?,
+        ("hannoy", false, _) => run_hannoy::<hannoy::distances::Euclidean>(&dataset, &truth)?,
+        ("hannoy", true, _) => run_hannoy::<hannoy::distances::Cosine>(&dataset, &truth)?,
+        ("exact", _, false) => run_exact(&dataset, &truth, &run.metric)?,
+        (other, _, _) => return Err(format!("unknown engine {other}").into()),
     };
     let settings = match engine {
         "hannoy" => "M=16 M0=32 ef_construction=100".to_string(),
-        _ => format!("{trees} trees"),
+        "arroy" => format!("{trees} trees"),
+        "spinney" => match run.trees {
+            Some(trees) => format!("{trees} trees"),
+            None => format!(
+                "{} trees (default)",
+                spinney::default_n_trees::<spinney::distances::Euclidean>(n as u64, dimensions)
+            ),
+        },
+        _ => "in memory".to_string(),
     };
     for point in &measured.curve {
         println!(
             concat!(
                 "{{\"engine\":\"{}\",\"settings\":\"{}\",\"dataset\":\"{}\",\"metric\":\"{}\",\"n\":{},",
                 "\"dimensions\":{},\"build_s\":{:.3},\"rss_before_bytes\":{},\"peak_rss_bytes\":{},",
-                "\"disk_bytes\":{},\"raw_bytes\":{},\"effort\":\"{}\",\"value\":{},\"recall_at_10\":{:.4},",
-                "\"qps\":{:.1}}}"
+                "\"query_peak_rss_bytes\":{},\"disk_bytes\":{},\"used_bytes\":{},\"raw_bytes\":{},",
+                "\"effort\":\"{}\",\"recall_at_10\":{:.4},\"qps\":{:.1},\"exact_per_query\":{}}}"
             ),
             engine,
             settings,
             dataset.name,
             run.metric,
-            dataset.base.len(),
-            dataset.base.dimensions,
+            n,
+            dimensions,
             measured.cost.build.as_secs_f64(),
             measured.cost.rss_before,
             measured.cost.peak_rss,
+            measured.query_rss,
             measured.cost.disk,
+            measured.cost.used,
             dataset.base.values.len() * 4,
-            measured.effort_name,
             point.effort,
             point.recall,
-            point.qps
+            point.qps,
+            point.exact.map_or("null".to_string(), |e| format!("{e:.0}")),
         );
     }
     Ok(())
@@ -294,7 +518,10 @@ fn field<'a>(line: &'a str, name: &str) -> &'a str {
     let key = format!("\"{name}\":");
     let start = line.find(&key).map_or(line.len(), |at| at + key.len());
     let rest = &line[start..];
-    let end = rest.find([',', '}']).unwrap_or(rest.len());
+    let end = match rest.strip_prefix('"') {
+        Some(quoted) => quoted.find('"').map_or(rest.len(), |end| end + 2),
+        None => rest.find([',', '}']).unwrap_or(rest.len()),
+    };
     rest[..end].trim_matches('"')
 }
 
@@ -340,26 +567,28 @@ fn main() -> Result<()> {
             );
         }
         println!(
-            "| engine | settings | build s | peak RSS MiB (before build) | disk MiB (x raw) | effort | recall@10 | queries/s |"
+            "| engine | settings | build s | peak RSS MiB build (before) | query peak RSS MiB | disk MiB: file (used pages, x raw) | effort | recall@10 | queries/s | exact distances/query |"
         );
-        println!("| --- | --- | ---: | ---: | ---: | --- | ---: | ---: |");
+        println!("| --- | --- | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: |");
         let mib = |bytes: &str| bytes.parse::<f64>().unwrap_or(0.0) / f64::from(1 << 20);
         for line in &table {
-            let disk = mib(field(line, "disk_bytes"));
             let raw = mib(field(line, "raw_bytes"));
+            let used = mib(field(line, "used_bytes"));
             println!(
-                "| {} | {} | {} | {:.0} ({:.0}) | {:.1} ({:.2}x) | {} {} | {} | {} |",
+                "| {} | {} | {} | {:.0} ({:.0}) | {:.0} | {:.1} ({:.1}, {:.2}x) | {} | {} | {} | {} |",
                 field(line, "engine"),
                 field(line, "settings"),
                 field(line, "build_s"),
                 mib(field(line, "peak_rss_bytes")),
                 mib(field(line, "rss_before_bytes")),
-                disk,
-                disk / raw,
+                mib(field(line, "query_peak_rss_bytes")),
+                mib(field(line, "disk_bytes")),
+                used,
+                used / raw,
                 field(line, "effort"),
-                field(line, "value"),
                 field(line, "recall_at_10"),
                 field(line, "qps"),
+                field(line, "exact_per_query"),
             );
         }
         lines.extend(table);
