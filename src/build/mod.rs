@@ -79,7 +79,7 @@ pub const MAX_TREES: usize = 4096;
 /// The number of trees a build of an index with the distance `D` grows when
 /// [`Builder::n_trees`] is not set.
 ///
-/// The whole index is sized to fill about 1.3 times the vectors as stored
+/// The whole index is sized to fill about 1.25 times the vectors as stored
 /// (`v` bytes each: `4 × dimensions` for `f32`s, `dimensions / 8` rounded
 /// up to whole 8-byte words for bits). An item takes its slot (its id,
 /// code, header and vector: `4 + k + h + v` bytes, `k` about
@@ -90,7 +90,7 @@ pub const MAX_TREES: usize = 4096;
 /// average. Hence
 ///
 /// ```text
-/// n_trees = clamp(floor(max(1.3 × v − (34 + k + h + v), 0.15 × v) / (4 + (24 + n) / (0.6 × split_after))), 10, 512)
+/// n_trees = clamp(floor(max(1.25 × v − (34 + k + h + v), 0.15 × v) / (4 + (24 + n) / (0.6 × split_after))), 10, 512)
 /// ```
 ///
 /// with `split_after` from [`default_split_after`], and a single tree when
@@ -109,7 +109,7 @@ pub fn default_n_trees<D: Distance>(n_items: u64, dimensions: usize) -> usize {
     let item = 34.0 + (size_of::<D::Header>() + code) as f64 + vector;
     let split = 24.0 + D::NormalCodec::size(dimensions) as f64;
     let per_tree = 4.0 + split / (0.6 * split_after as f64);
-    let budget = (1.3 * vector - item).max(0.15 * vector);
+    let budget = (1.25 * vector - item).max(0.15 * vector);
     ((budget / per_tree).floor() as usize).clamp(10, 512)
 }
 

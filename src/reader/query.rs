@@ -514,15 +514,27 @@ impl<'r, 't, D: Distance> QueryBuilder<'r, 't, D> {
             match codes.zip(slots.codes(chunk)) {
                 Some((codes, chunk_codes)) => {
                     codes.estimate_block(chunk_codes, at / BLOCK, &mut estimates, &mut errors);
-                    let range = at % BLOCK..at % BLOCK + (end - first) as usize;
-                    let lowest = estimates[range.clone()].iter().zip(&errors[range.clone()]).map(|(e, r)| e - r);
-                    if reader.replaced.is_empty() && lowest.fold(f32::INFINITY, f32::min) > best.bound {
-                        first = end;
-                        continue;
+                    // The lanes whose first score can make the list, as it
+                    // stands (offers check again); every lane of an item
+                    // replaced since the last build, scored exactly.
+                    let bound = best.bound;
+                    let bounded = matches!(best.mode, Mode::Bounds { .. });
+                    let mut lanes = 0u32;
+                    for (lane, (&estimate, &error)) in estimates.iter().zip(&errors).enumerate() {
+                        let first = if bounded { estimate - error } else { estimate };
+                        lanes |= u32::from(first <= bound) << lane;
                     }
-                    for (slot, at) in (first..end).zip(range) {
+                    if !reader.replaced.is_empty() {
+                        lanes = u32::MAX;
+                    }
+                    let span = (end - first) as usize;
+                    lanes = lanes >> (at % BLOCK) & (u32::MAX >> (BLOCK - span));
+                    while lanes != 0 {
+                        let lane = lanes.trailing_zeros() as usize;
+                        lanes &= lanes - 1;
+                        let slot = first + lane as u32;
                         if keeps(slot) {
-                            self.offer(query, best, slot, estimates[at], errors[at]);
+                            self.offer(query, best, slot, estimates[at % BLOCK + lane], errors[at % BLOCK + lane]);
                         }
                     }
                 }
