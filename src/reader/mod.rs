@@ -2,9 +2,11 @@
 
 mod check;
 mod query;
+mod ranks;
 
 use std::collections::HashMap;
 use std::marker::PhantomData;
+use std::sync::OnceLock;
 
 use heed::RoTxn;
 use roaring::RoaringBitmap;
@@ -14,6 +16,7 @@ pub use self::query::{
     DEFAULT_EXACT_BELOW_COUNT, DEFAULT_EXACT_BELOW_RATIO, DEFAULT_SEARCH_K_PER_RESULT, QueryBuilder, QueryStats,
     Searcher,
 };
+use self::ranks::Ranks;
 use crate::codes::Codebook;
 use crate::error::Error;
 use crate::item::{ItemEntry, Leaf, decode_leaf};
@@ -55,6 +58,9 @@ pub struct Reader<'t, D: Distance> {
     /// their staged leaves' bytes (a `Leaf` here would make the reader's
     /// drop borrow the transaction).
     replaced: HashMap<u32, &'t [u8]>,
+    /// The ranks of the built items, made by the first query that needs
+    /// many.
+    ranks: OnceLock<Ranks>,
     marker: PhantomData<D>,
 }
 
@@ -122,6 +128,7 @@ impl<'t, D: Distance> Reader<'t, D> {
             pending,
             hidden,
             replaced,
+            ranks: OnceLock::new(),
             marker: PhantomData,
         })
     }
@@ -178,12 +185,24 @@ impl<'t, D: Distance> Reader<'t, D> {
         if !self.visible.contains(item) {
             return Ok(None);
         }
-        let slot = self.layout.directory.slot(self.metadata.items.rank(item) - 1);
+        self.slot_of_rank(item, self.metadata.items.rank(item) - 1).map(Some)
+    }
+
+    /// The rank of `item`, a built item, quickly for many items.
+    #[inline]
+    pub(crate) fn rank(&self, item: ItemId) -> u64 {
+        self.ranks.get_or_init(|| Ranks::of(&self.metadata.items)).rank(&self.metadata.items, item)
+    }
+
+    /// The slot of `item`, of rank `rank` among the built items.
+    #[inline]
+    pub(crate) fn slot_of_rank(&self, item: ItemId, rank: u64) -> Result<u32> {
+        let slot = self.layout.directory.slot(rank);
         if slot >= self.layout.slots.len() || self.layout.slots.id(slot) != item {
             let reason = format!("the directory puts item {item} in slot {slot}, which holds another");
             return Err(Error::corrupted(Key::directory(self.index, 0), reason));
         }
-        Ok(Some(slot))
+        Ok(slot)
     }
 
     /// The leaf of the item in `slot`, or its new vector for an item

@@ -18,11 +18,11 @@ use crate::vector::VectorCodec;
 use crate::writer::check_query;
 use crate::{Distance, ItemId, Result};
 
-/// With a filter of at most this many items, every candidate is scored
-/// exactly instead of searching the trees.
+/// With a filter of at most this many items, every item of the filter is a
+/// candidate, and the trees are not searched.
 pub const DEFAULT_EXACT_BELOW_COUNT: u64 = 2_000;
-/// With a filter of at most this share of the index, every candidate is
-/// scored exactly instead of searching the trees.
+/// With a filter of at most this share of the index, every item of the
+/// filter is a candidate, and the trees are not searched.
 pub const DEFAULT_EXACT_BELOW_RATIO: f64 = 0.01;
 /// A search that would gather at least this share of the items it may
 /// return scores them all in slot order instead (see
@@ -330,16 +330,33 @@ impl<'r, 't, D: Distance> QueryBuilder<'r, 't, D> {
     /// Only return items of `candidates`. Items not in the index are ignored.
     ///
     /// When the filter keeps few items (see [`QueryBuilder::exact_below`]),
-    /// every one of them is scored exactly; otherwise the trees are searched
-    /// and only the filtered items of each bucket count toward `search_k`.
+    /// every one of them is a candidate, and the trees are not searched.
+    /// Otherwise only the filtered items count toward `search_k`, gathered
+    /// from the trees or, when `search_k` reaches a tenth of them, by
+    /// scanning every slot. Recall holds at any selectivity: on
+    /// sentence embeddings, recall@10 0.995 with filters keeping 0.1% to
+    /// 50% of the items, at random or clustered (see the README).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # fn search(reader: &spinney::Reader<spinney::distances::Cosine>, rtxn: &spinney::heed::RoTxn, query: &[f32]) -> spinney::Result<()> {
+    /// use roaring::RoaringBitmap;
+    /// // The application's own selection, by id.
+    /// let in_stock: RoaringBitmap = (0..1_000).filter(|id| id % 3 == 0).collect();
+    /// let nearest = reader.nns(10).candidates(&in_stock).by_vector(rtxn, query)?;
+    /// assert!(nearest.iter().all(|(id, _)| in_stock.contains(*id)));
+    /// # Ok(()) }
+    /// ```
     pub fn candidates(&mut self, candidates: &'r RoaringBitmap) -> &mut Self {
         self.candidates = Some(candidates);
         self
     }
 
-    /// Score every candidate exactly when the filter keeps at most `count`
-    /// items, or at most `ratio` of the index. Defaults:
-    /// [`DEFAULT_EXACT_BELOW_COUNT`] and [`DEFAULT_EXACT_BELOW_RATIO`].
+    /// Take every item of the filter as a candidate, without searching the
+    /// trees, when it keeps at most `count` items, or at most `ratio` of
+    /// the index. Defaults: [`DEFAULT_EXACT_BELOW_COUNT`] and
+    /// [`DEFAULT_EXACT_BELOW_RATIO`].
     pub fn exact_below(&mut self, count: u64, ratio: f64) -> &mut Self {
         self.exact_below_count = count;
         self.exact_below_ratio = ratio;
@@ -376,29 +393,19 @@ impl<'r, 't, D: Distance> QueryBuilder<'r, 't, D> {
             return Ok(Vec::new());
         }
         searcher.reset(reader.metadata.n_slots);
+        // A filter that keeps few items gives them all as candidates.
+        let exact_below = self.exact_below_count.max((self.exact_below_ratio * reader.n_items() as f64) as u64);
+        let few = self.candidates.filter(|candidates| candidates.intersection_len(&reader.visible) <= exact_below);
         // Buckets may hold items deleted since the last build: with any
         // pending deletion, the visible items filter every bucket.
         let filter: Option<Cow<'_, RoaringBitmap>> = match self.candidates {
+            // Not read when the filter's items are the candidates.
+            Some(_) if few.is_some() => None,
             Some(candidates) => Some(Cow::Owned(candidates & &reader.visible)),
             None if !reader.hidden.is_empty() => Some(Cow::Borrowed(&reader.visible)),
             None => None,
         };
         let reachable = filter.as_ref().map_or(reader.n_items(), |filter| filter.len());
-        if let Some(filter) = &filter {
-            let exact_below = self.exact_below_count.max((self.exact_below_ratio * reader.n_items() as f64) as u64);
-            if filter.len() <= exact_below {
-                let mut best = Shortlist::new(&mut searcher.ranked, Mode::Keep(self.count), &|item| item);
-                for item in filter.iter() {
-                    if let Some(leaf) = reader.leaf(item)? {
-                        let distance = D::distance(query, &leaf);
-                        best.offer(distance, distance, item);
-                    }
-                }
-                let (best, offered) = best.finish();
-                searcher.stats = QueryStats { candidates: offered, exact_distances: offered, nodes: 0 };
-                return Ok(self.answer(best, |item| item));
-            }
-        }
         let search_k = match self.search_k {
             Some(search_k) => search_k.get(),
             None => self.count.saturating_mul(self.oversampling.get()).saturating_mul(DEFAULT_SEARCH_K_PER_RESULT),
@@ -421,7 +428,10 @@ impl<'r, 't, D: Distance> QueryBuilder<'r, 't, D> {
         let slots = &reader.layout.slots;
         let id = |slot| slots.id(slot);
         let mut candidates = Shortlist::new(shortlist, mode, &id);
-        if search_k as f64 >= SCAN_ABOVE_SHARE * reachable as f64 {
+        if let Some(few) = few {
+            self.mark_items(few, seen, accepted, touched)?;
+            self.score(query, codes.as_ref(), seen, accepted, touched, &mut candidates);
+        } else if search_k as f64 >= SCAN_ABOVE_SHARE * reachable as f64 {
             self.scan(query, codes.as_ref(), filter, &mut candidates);
         } else {
             stats.nodes = self.gather(query, filter, search_k, seen, accepted, touched, queue)?;
@@ -451,6 +461,32 @@ impl<'r, 't, D: Distance> QueryBuilder<'r, 't, D> {
             best.offer(distance, distance, slot);
         }
         Ok(self.answer(best.finish().0, |slot| slots.id(slot)))
+    }
+
+    /// Marks the slots of the items of `candidates` the query may return as
+    /// gathered: their ranks among the built items, which the directory
+    /// turns into slots.
+    fn mark_items(
+        &self,
+        candidates: &RoaringBitmap,
+        seen: &mut [u64],
+        accepted: &mut [u64],
+        touched: &mut Vec<u32>,
+    ) -> Result<()> {
+        let reader = self.reader;
+        for item in candidates.iter() {
+            if !reader.visible.contains(item) {
+                continue;
+            }
+            let slot = reader.slot_of_rank(item, reader.rank(item))?;
+            let (word, bit) = ((slot >> 6) as usize, 1u64 << (slot & 63));
+            if seen[word] == 0 {
+                touched.push(word as u32);
+            }
+            seen[word] |= bit;
+            accepted[word] |= bit;
+        }
+        Ok(())
     }
 
     /// Whether the item in `slot` may be returned.
