@@ -17,7 +17,7 @@ use spinney::distances::{
     Manhattan,
 };
 use spinney::heed::{CommitOrAbort, EnvOpenOptions};
-use spinney::{Database, Distance, Reader, Writer};
+use spinney::{Database, Distance, Reader, Searcher, Writer};
 
 /// What to measure.
 #[derive(Debug, Clone)]
@@ -85,6 +85,8 @@ pub struct Point {
     pub search_k: usize,
     pub recall: f64,
     pub qps: f64,
+    /// Exact distances computed per query.
+    pub exact: f64,
 }
 
 /// Everything one run measured.
@@ -176,7 +178,7 @@ fn measure_with<D: Distance>(options: &Options) -> Result<Report, Box<dyn Error>
     let mut wtxn = env.write_txn()?;
     let writer = Writer::<D>::new(db, 0, dimensions);
     for i in 0..n {
-        writer.append_item(&mut wtxn, i as u32, dataset.base.get(i))?;
+        writer.add_item(&mut wtxn, i as u32, dataset.base.get(i))?;
     }
     let mut rng = StdRng::seed_from_u64(options.seed);
     let mut builder = writer.builder(&mut rng);
@@ -200,24 +202,34 @@ fn measure_with<D: Distance>(options: &Options) -> Result<Report, Box<dyn Error>
     let rtxn = env.read_txn()?;
     let reader = Reader::<D>::open(&rtxn, 0, db)?;
     let mut curve = Vec::new();
-    let default_k = 10 * reader.n_trees() * D::DEFAULT_OVERSAMPLING;
-    for factor in [1, 2, 4, 8, 16] {
-        let search_k = NonZeroUsize::new(default_k * factor).unwrap_or(NonZeroUsize::MIN);
+    let mut searcher = Searcher::new();
+    let default_k = 10 * D::DEFAULT_OVERSAMPLING * spinney::DEFAULT_SEARCH_K_PER_RESULT;
+    let mut efforts: Vec<usize> =
+        [default_k / 50, default_k / 20, default_k / 10, default_k / 5, default_k / 2, default_k]
+            .into_iter()
+            .map(|k| k.clamp(1, n))
+            .collect();
+    efforts.dedup();
+    for search_k in efforts {
+        let search_k = NonZeroUsize::new(search_k).unwrap_or(NonZeroUsize::MIN);
         let mut found = Vec::new();
         let mut elapsed = Duration::ZERO;
-        let mut rounds = 0;
+        let (mut rounds, mut exact) = (0, 0);
         while elapsed < Duration::from_millis(300) || rounds == 0 {
             found.clear();
             let start = Instant::now();
             for q in 0..dataset.queries.len() {
-                let answer = reader.nns(10).search_k(search_k).by_vector(&rtxn, dataset.queries.get(q))?;
+                let query = dataset.queries.get(q);
+                let answer = reader.nns(10).search_k(search_k).by_vector_with(&rtxn, query, &mut searcher)?;
+                exact += searcher.stats().exact_distances;
                 found.push(answer.into_iter().map(|(id, _)| id).collect::<Vec<_>>());
             }
             elapsed += start.elapsed();
             rounds += 1;
         }
-        let qps = (rounds * dataset.queries.len()) as f64 / elapsed.as_secs_f64();
-        curve.push(Point { search_k: search_k.get(), recall: data::recall_at(10, &truth, &found), qps });
+        let queries = (rounds * dataset.queries.len()) as f64;
+        let (qps, exact) = (queries / elapsed.as_secs_f64(), exact as f64 / queries);
+        curve.push(Point { search_k: search_k.get(), recall: data::recall_at(10, &truth, &found), qps, exact });
     }
     Ok(Report {
         dataset: dataset.name,
@@ -291,9 +303,12 @@ impl Report {
         if truth_metric(self.metric) != self.metric {
             println!("Recall against the exact {} neighbours of the f32 vectors.", truth_metric(self.metric));
         }
-        println!("\n| search_k | recall@10 | queries/s | ms/query |\n| ---: | ---: | ---: | ---: |");
+        println!(
+            "\n| search_k | recall@10 | queries/s | ms/query | exact distances/query |\n| ---: | ---: | ---: | ---: | ---: |"
+        );
         for point in &self.curve {
-            println!("| {} | {:.3} | {:.0} | {:.3} |", point.search_k, point.recall, point.qps, 1000.0 / point.qps);
+            let ms = 1000.0 / point.qps;
+            println!("| {} | {:.3} | {:.0} | {ms:.3} | {:.0} |", point.search_k, point.recall, point.qps, point.exact);
         }
         println!();
     }
@@ -307,7 +322,7 @@ impl Report {
                     concat!(
                         "{{\"engine\":\"spinney\",\"dataset\":\"{}\",\"metric\":\"{}\",\"n\":{},\"dimensions\":{},",
                         "\"n_trees\":{},\"build_s\":{:.3},\"disk_bytes\":{},\"page_bytes\":{},\"raw_bytes\":{},\"peak_rss_bytes\":{},",
-                        "\"search_k\":{},\"recall_at_10\":{:.4},\"qps\":{:.1}}}"
+                        "\"search_k\":{},\"recall_at_10\":{:.4},\"qps\":{:.1},\"exact_per_query\":{:.1}}}"
                     ),
                     self.dataset,
                     self.metric,
@@ -321,7 +336,8 @@ impl Report {
                     self.peak_rss_bytes.map_or("null".into(), |b| b.to_string()),
                     p.search_k,
                     p.recall,
-                    p.qps
+                    p.qps,
+                    p.exact
                 )
             })
             .collect()
