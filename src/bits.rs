@@ -74,7 +74,11 @@ impl VectorCodec for PackedBits {
     }
 
     fn view(bytes: &[u8]) -> Result<Bits<'_>, VectorSizeError> {
-        if bytes.len() % 8 == 0 { Ok(Bits { bytes }) } else { Err(VectorSizeError { len: bytes.len(), unit: 8 }) }
+        if bytes.len().is_multiple_of(8) {
+            Ok(Bits { bytes })
+        } else {
+            Err(VectorSizeError { len: bytes.len(), unit: 8 })
+        }
     }
 
     fn as_bytes<'a>(view: Self::View<'a>) -> &'a [u8] {

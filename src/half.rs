@@ -54,7 +54,7 @@ impl VectorCodec for F16 {
     }
 
     fn view(bytes: &[u8]) -> Result<UnalignedF16<'_>, VectorSizeError> {
-        if bytes.len() % 2 == 0 {
+        if bytes.len().is_multiple_of(2) {
             Ok(UnalignedF16 { bytes })
         } else {
             Err(VectorSizeError { len: bytes.len(), unit: 2 })

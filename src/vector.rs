@@ -92,7 +92,7 @@ pub struct VectorSizeError {
 impl<'a> UnalignedF32<'a> {
     /// Views stored bytes as a vector.
     pub fn from_bytes(bytes: &'a [u8]) -> Result<UnalignedF32<'a>, VectorSizeError> {
-        if bytes.len() % 4 == 0 {
+        if bytes.len().is_multiple_of(4) {
             Ok(UnalignedF32 { bytes })
         } else {
             Err(VectorSizeError { len: bytes.len(), unit: 4 })

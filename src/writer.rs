@@ -5,7 +5,7 @@ use std::marker::PhantomData;
 use std::path::PathBuf;
 
 use heed::{PutFlags, RoTxn, RwTxn};
-use rand::{Rng, SeedableRng};
+use rand::Rng;
 use roaring::RoaringBitmap;
 
 use crate::build::Builder;
@@ -308,10 +308,12 @@ impl<D: Distance> Writer<D> {
 
     /// Options for a build of this index; finish with [`Builder::build`].
     ///
-    /// `rng` seeds the build: the same seed over the same items gives the
-    /// same trees, byte for byte, whatever the number of threads.
-    pub fn builder<'a, R: Rng + SeedableRng>(&'a self, rng: &'a mut R) -> Builder<'a, D, R> {
-        Builder::new(self, rng)
+    /// `rng` (any generator of rand 0.10) is drawn once, for the seed of
+    /// the build: the same seed over the same items gives the same trees,
+    /// byte for byte, whatever the number of threads. [`Builder::seed`]
+    /// sets the seed itself.
+    pub fn builder<R: Rng + ?Sized>(&self, rng: &mut R) -> Builder<'_, D> {
+        Builder::new(self, rng.next_u64())
     }
 
     pub(crate) fn check_dimensions(&self) -> Result<()> {

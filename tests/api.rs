@@ -355,3 +355,36 @@ fn equal_wide_vectors_are_split_at_random_in_shared_passes() {
     assert_eq!(found.len(), 10);
     assert!(found.iter().all(|&(_, distance)| distance == 0.0));
 }
+
+/// Found by a review: the builder asked for `Rng + SeedableRng` of rand
+/// 0.9, which the generators of rand 0.10 (arroy's and hannoy's) are not.
+/// It takes any generator of rand 0.10, as a trait object too, and only
+/// draws the seed, which `seed` sets directly.
+#[test]
+fn builds_take_any_generator_or_a_seed() {
+    use rand::SeedableRng;
+    let set = data::clustered(300, 1, 8, 4);
+    let build = |how: &dyn Fn(&Writer<Euclidean>, &mut spinney::heed::RwTxn)| {
+        let test = TestEnv::new(16 * MIB);
+        let db = test.database::<Euclidean>();
+        let writer = Writer::<Euclidean>::new(db, 0, 8);
+        let mut wtxn = test.env.write_txn().unwrap();
+        common::add_items(&writer, &mut wtxn, &set.base);
+        how(&writer, &mut wtxn);
+        wtxn.commit().unwrap();
+        test.dump()
+    };
+    let seeded = build(&|writer, wtxn| {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+        writer.builder(&mut rng).seed(7).build(wtxn).unwrap();
+    });
+    let other_generator = build(&|writer, wtxn| {
+        let rng: &mut dyn rand::Rng = &mut rand::rngs::ChaCha8Rng::seed_from_u64(2);
+        writer.builder(rng).seed(7).build(wtxn).unwrap();
+    });
+    assert_eq!(seeded, other_generator, "the seed alone decides the bytes");
+    let drawn = build(&|writer, wtxn| {
+        writer.builder(&mut rand::rngs::StdRng::seed_from_u64(1)).build(wtxn).unwrap();
+    });
+    assert_ne!(seeded, drawn, "without seed, the generator's draw seeds the build");
+}

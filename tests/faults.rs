@@ -8,7 +8,7 @@ mod common;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use common::{MIB, TestEnv, build_index, data};
-use rand::{Rng, SeedableRng};
+use rand::{RngExt, SeedableRng};
 use spinney::distances::Euclidean;
 use spinney::format::NodeMode;
 use spinney::heed::types::Bytes;
@@ -252,7 +252,7 @@ fn readers_answer_while_a_writer_builds() {
                 writer.add_item(&mut wtxn, id, set.base.get(id as usize)).unwrap();
                 writer.del_item(&mut wtxn, (round * 37 + i * 11) % 1_000).unwrap();
             }
-            if round % 2 == 0 {
+            if round.is_multiple_of(2) {
                 writer.builder(&mut common::rng(round.into())).build(&mut wtxn).unwrap();
             }
             wtxn.commit().unwrap();

@@ -8,7 +8,7 @@ use std::io;
 use std::path::Path;
 
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use rand::{RngExt, SeedableRng};
 
 /// Row-major vectors of one length.
 pub struct Vectors {

@@ -1,8 +1,8 @@
 //! Growing a tree, or a subtree, depth first, into a tree file.
 
+use rand::rngs::ChaCha8Rng;
 use rand::seq::SliceRandom;
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
+use rand::{RngExt, SeedableRng};
 
 use super::frozen::FrozenItems;
 use super::split::two_means_plane;

@@ -38,7 +38,7 @@ mod update;
 use std::borrow::Cow;
 
 use heed::{PutFlags, RoTxn, RwTxn};
-use rand::{Rng, SeedableRng};
+use rand::Rng;
 use rayon::prelude::*;
 use roaring::RoaringBitmap;
 use tracing::info;
@@ -120,9 +120,29 @@ pub fn default_split_after(dimensions: usize) -> usize {
 }
 
 /// The options of a build; created by [`Writer::builder`].
-pub struct Builder<'a, D: Distance, R: Rng + SeedableRng> {
+///
+/// # Examples
+///
+/// ```no_run
+/// # use rand::SeedableRng;
+/// # fn build(env: &spinney::heed::Env, writer: &spinney::Writer<spinney::distances::Cosine>) -> spinney::Result<()> {
+/// let stop = std::sync::atomic::AtomicBool::new(false);
+/// let mut wtxn = env.write_txn()?;
+/// writer
+///     .builder(&mut rand::rngs::StdRng::seed_from_u64(42))
+///     .n_trees(20)
+///     .split_after(200)
+///     .available_memory(1 << 30)
+///     .cancel(|| stop.load(std::sync::atomic::Ordering::Relaxed))
+///     .progress(|progress| println!("{:?}", progress.main))
+///     .build(&mut wtxn)?;
+/// wtxn.commit()?;
+/// # Ok(()) }
+/// ```
+pub struct Builder<'a, D: Distance> {
     writer: &'a Writer<D>,
-    rng: &'a mut R,
+    /// Every random draw of the build derives from this.
+    seed: u64,
     n_trees: Option<usize>,
     split_after: Option<usize>,
     available_memory: Option<usize>,
@@ -130,17 +150,25 @@ pub struct Builder<'a, D: Distance, R: Rng + SeedableRng> {
     progress: Box<dyn Fn(WriterProgress) + Sync + Send + 'a>,
 }
 
-impl<'a, D: Distance, R: Rng + SeedableRng> Builder<'a, D, R> {
-    pub(crate) fn new(writer: &'a Writer<D>, rng: &'a mut R) -> Builder<'a, D, R> {
+impl<'a, D: Distance> Builder<'a, D> {
+    pub(crate) fn new(writer: &'a Writer<D>, seed: u64) -> Builder<'a, D> {
         Builder {
             writer,
-            rng,
+            seed,
             n_trees: None,
             split_after: None,
             available_memory: None,
             cancel: Box::new(|| false),
             progress: Box::new(|_| ()),
         }
+    }
+
+    /// The seed of the build, instead of the draw [`Writer::builder`] made:
+    /// the same seed over the same items gives the same bytes, whatever the
+    /// number of threads.
+    pub fn seed(&mut self, seed: u64) -> &mut Self {
+        self.seed = seed;
+        self
     }
 
     /// The number of trees. More trees give better recall for the same
@@ -214,7 +242,7 @@ impl<'a, D: Distance, R: Rng + SeedableRng> Builder<'a, D, R> {
         writer.ensure_header(wtxn)?;
         let previous = store::metadata(writer.db, wtxn, writer.index)?;
         self.check_cancel()?;
-        let seed: u64 = self.rng.random();
+        let seed = self.seed;
         let split_after = self
             .split_after
             .or(previous.as_ref().map(|metadata| metadata.split_after as usize))
@@ -257,7 +285,7 @@ impl<'a, D: Distance, R: Rng + SeedableRng> Builder<'a, D, R> {
         info!(index, items = frozen.len(), n_trees, "building every tree");
         let context = D::context(frozen.leaves.iter().copied());
         let codebook = codes::space::<D>(dimensions)
-            .map(|_| Codebook::of(dimensions, frozen.leaves.iter(), tree_rng(seed, CODEBOOK_STREAM).random()));
+            .map(|_| Codebook::of(dimensions, frozen.leaves.iter(), tree_rng(seed, CODEBOOK_STREAM).next_u64()));
         let params = GrowParams { context, split_after, cancel: &*self.cancel };
         self.step(MainStep::UpdatingTrees, Some(SubStep { unit: "trees", done: 0, total: 0 }))?;
         let mut trees = self.grow_trees(&params, &frozen, seed, 0, n_trees)?;

@@ -6,7 +6,7 @@
 //! swallows everything. The plane is then normal to the difference of the
 //! centroids (see [`Distance::plane`] for where it sits).
 
-use rand::Rng;
+use rand::{Rng, RngExt};
 
 use crate::Distance;
 use crate::item::Leaf;

@@ -14,7 +14,7 @@
 
 use std::path::Path;
 
-use rand_chacha::ChaCha8Rng;
+use rand::rngs::ChaCha8Rng;
 use roaring::RoaringBitmap;
 
 use super::frozen::FrozenItems;

@@ -341,7 +341,7 @@ impl CodeQuery {
 
 #[cfg(test)]
 mod tests {
-    use rand::{Rng, SeedableRng};
+    use rand::{RngExt, SeedableRng};
 
     use super::*;
     use crate::distances::Euclidean;

@@ -9,9 +9,9 @@
 //! two rounds. The arithmetic is additions, subtractions and one scaling,
 //! in a fixed order, so every CPU rotates a vector to the same bits.
 
-use rand::Rng;
+use rand::RngExt;
 use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
+use rand::rngs::ChaCha8Rng;
 
 /// Rounds of sign flips and transforms.
 const ROUNDS: usize = 3;

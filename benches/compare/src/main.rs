@@ -260,7 +260,7 @@ fn tree_efforts(trees: usize) -> Vec<usize> {
 }
 
 fn run_arroy<D: arroy::Distance>(dataset: &Dataset, truth: &[Vec<u32>], trees: usize) -> Result<Measured> {
-    use rand010::SeedableRng;
+    use rand::SeedableRng;
     let dir = tempfile::tempdir()?;
     let env = open_env(dir.path(), dataset)?;
     let db: arroy::Database<D> = create(&env)?;
@@ -269,7 +269,7 @@ fn run_arroy<D: arroy::Distance>(dataset: &Dataset, truth: &[Vec<u32>], trees: u
         for i in 0..dataset.base.len() {
             writer.add_item(wtxn, i as u32, dataset.base.get(i))?;
         }
-        Ok(writer.builder(&mut rand010::rngs::StdRng::seed_from_u64(42)).n_trees(trees).build(wtxn)?)
+        Ok(writer.builder(&mut rand::rngs::StdRng::seed_from_u64(42)).n_trees(trees).build(wtxn)?)
     })?;
     cost.used = used_bytes(&env, db)?;
     let rtxn: RoTxn<WithTls> = env.read_txn()?;
@@ -287,7 +287,7 @@ fn run_arroy<D: arroy::Distance>(dataset: &Dataset, truth: &[Vec<u32>], trees: u
 }
 
 fn run_hannoy<D: hannoy::Distance>(dataset: &Dataset, truth: &[Vec<u32>]) -> Result<Measured> {
-    use rand010::SeedableRng;
+    use rand::SeedableRng;
     let dir = tempfile::tempdir()?;
     let env = open_env(dir.path(), dataset)?;
     let db: hannoy::Database<D> = create(&env)?;
@@ -296,7 +296,7 @@ fn run_hannoy<D: hannoy::Distance>(dataset: &Dataset, truth: &[Vec<u32>]) -> Res
         for i in 0..dataset.base.len() {
             writer.add_item(wtxn, i as u32, dataset.base.get(i))?;
         }
-        let mut rng = rand010::rngs::StdRng::seed_from_u64(42);
+        let mut rng = rand::rngs::StdRng::seed_from_u64(42);
         Ok(writer.builder(&mut rng).ef_construction(100).build::<16, 32>(wtxn)?)
     })?;
     cost.used = used_bytes(&env, db)?;
@@ -365,7 +365,7 @@ fn run_exact(dataset: &Dataset, truth: &[Vec<u32>], metric: &str) -> Result<Meas
 /// Filters keeping `share` of the items: at random, or the items nearest
 /// to a random item (a filter that follows the vectors).
 fn filters(dataset: &Dataset, metric: &str) -> Vec<(String, RoaringBitmap)> {
-    use rand::{Rng, SeedableRng};
+    use rand::{RngExt, SeedableRng};
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
     let n = dataset.base.len();
     let distance = exact_kernel(metric);
