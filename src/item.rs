@@ -18,6 +18,7 @@
 use std::fmt;
 
 use crate::Distance;
+use crate::distance::Machinery;
 use crate::distance::Vector;
 use crate::vector::{VectorCodec, VectorSizeError};
 
@@ -25,28 +26,28 @@ const STAGED_TAG: u8 = 0;
 const BUILT_TAG: u8 = 1;
 
 /// A stored vector with the distance's per-vector header, borrowed.
-pub struct Leaf<'a, D: Distance> {
+pub struct Leaf<'a, D: Machinery> {
     /// Precomputed per-vector data (the norm for cosine, nothing for Euclidean).
     pub header: D::Header,
     /// The vector, in the distance's codec (floats or packed bits).
     pub vector: Vector<'a, D>,
 }
 
-impl<D: Distance> Clone for Leaf<'_, D> {
+impl<D: Machinery> Clone for Leaf<'_, D> {
     fn clone(&self) -> Self {
         *self
     }
 }
 
-impl<D: Distance> Copy for Leaf<'_, D> {}
+impl<D: Machinery> Copy for Leaf<'_, D> {}
 
-impl<D: Distance> fmt::Debug for Leaf<'_, D> {
+impl<D: Machinery> fmt::Debug for Leaf<'_, D> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Leaf").field("header", &self.header).field("vector", &self.vector).finish()
     }
 }
 
-impl<D: Distance> Leaf<'_, D> {
+impl<D: Machinery> Leaf<'_, D> {
     /// Whether the vector has `dimensions` values.
     pub fn has_dimensions(&self, dimensions: usize) -> bool {
         D::Codec::as_bytes(self.vector).len() == D::Codec::size(dimensions)

@@ -121,6 +121,23 @@ pub mod format {
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
 
+pub mod internals {
+    //! The machinery behind [`Distance`](crate::Distance): how each distance
+    //! stores its vectors, estimates from codes and splits the space.
+    //!
+    //! Nothing here is needed to use spinney, and none of it is covered by
+    //! semantic versioning: the types are named so that the signatures of
+    //! [`Machinery`] can be read, and [`Machinery`] is sealed, so no type
+    //! outside spinney can implement it (and thus [`Distance`](crate::Distance)).
+
+    pub use crate::bits::{Bits, PackedBits, SignedDot};
+    pub use crate::codes::CodeSpace;
+    pub use crate::distance::{BinaryQuery, ExactQuery, Machinery, MaxNorm, NormHeader, ScaleHeader};
+    pub use crate::half::{F16, UnalignedF16};
+    pub use crate::item::Leaf;
+    pub use crate::vector::{F32, UnalignedF32, VectorCodec, VectorSizeError};
+}
+
 pub mod distances {
     //! The distances an index can use.
     //!

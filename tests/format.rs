@@ -8,6 +8,7 @@ use std::fmt::Write;
 use common::{MIB, TestEnv, data};
 use spinney::distances::{Euclidean, Hamming};
 use spinney::format::{Key, NodeMode};
+use spinney::internals::Machinery;
 use spinney::{Writer, default_n_trees, default_split_after};
 
 /// Builds `set` with `seed` on a rayon pool of `threads` threads and returns
@@ -133,4 +134,37 @@ fn format_page_test_vectors() {
     wtxn.commit().unwrap();
     let key = Key { index: 2, mode: NodeMode::Item, id: 0 };
     assert_eq!(value(key), [0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0]);
+}
+
+/// The size of a distance's per-item header, named through the public
+/// `internals` module (which the `unnameable_types` lint keeps complete).
+fn header_size<D: Machinery>() -> usize {
+    std::mem::size_of::<D::Header>()
+}
+
+#[test]
+fn item_headers_have_the_documented_sizes() {
+    use spinney::distances::*;
+    let sizes = [
+        ("euclidean", header_size::<Euclidean>()),
+        ("manhattan", header_size::<Manhattan>()),
+        ("cosine", header_size::<Cosine>()),
+        ("dot-product", header_size::<DotProduct>()),
+        ("binary-quantized-euclidean", header_size::<BinaryQuantizedEuclidean>()),
+        ("binary-quantized-cosine", header_size::<BinaryQuantizedCosine>()),
+        ("binary-quantized-manhattan", header_size::<BinaryQuantizedManhattan>()),
+        ("hamming", header_size::<Hamming>()),
+    ];
+    let format_page = include_str!("../src/format.md");
+    for (name, size) in sizes {
+        let row = format_page
+            .lines()
+            .find(|line| line.contains(&format!("| `{name}` |")))
+            .unwrap_or_else(|| panic!("the FORMAT page has no row for {name}"));
+        let documented = match row.split('(').nth(1).and_then(|rest| rest.split(' ').next()) {
+            Some(bytes) => bytes.parse::<usize>().unwrap(),
+            None => panic!("no size in the row {row:?}"),
+        };
+        assert_eq!(size, documented, "{name}: the header is {size} bytes, the FORMAT page says {documented}");
+    }
 }

@@ -6,6 +6,7 @@ use rand::{RngExt, SeedableRng};
 
 use super::frozen::FrozenItems;
 use super::split::two_means_plane;
+use crate::distance::Machinery;
 use crate::error::Error;
 use crate::layout::TreeFile;
 use crate::vector::VectorCodec;
@@ -65,7 +66,7 @@ pub(crate) fn grow<D: Distance>(
 }
 
 /// A plane: its normal, in the distance's normal codec, and its offset.
-pub(crate) type Plane<D> = (<<D as Distance>::NormalCodec as VectorCodec>::Owned, f32);
+pub(crate) type Plane<D> = (<<D as Machinery>::NormalCodec as VectorCodec>::Owned, f32);
 
 /// Grows the nodes of one tree.
 pub(crate) struct Grower<'g, 'f, 't, D: Distance> {

@@ -8,7 +8,7 @@ use std::marker::PhantomData;
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{Distance, sealed};
+use super::{Distance, Machinery, sealed};
 use crate::bits::{Bits, PackedBits, SignedDot, signed_l1, signs};
 use crate::item::Leaf;
 use crate::kernels;
@@ -82,8 +82,6 @@ impl<D: Distance<Codec = PackedBits>, P> BinaryQuery<D, P> {
 /// planes and margins, and what an item's bits read back as.
 macro_rules! stored_as_bits {
     ($one:expr, $zero:expr) => {
-        const QUANTIZED: bool = true;
-        const DEFAULT_OVERSAMPLING: usize = BINARY_OVERSAMPLING;
         const CODE_SPACE: Option<crate::codes::CodeSpace> = None;
         type Codec = PackedBits;
         type NormalCodec = PackedBits;
@@ -165,6 +163,11 @@ impl sealed::Sealed for BinaryQuantizedEuclidean {}
 
 impl Distance for BinaryQuantizedEuclidean {
     const NAME: &'static str = "binary-quantized-euclidean";
+    const QUANTIZED: bool = true;
+    const DEFAULT_OVERSAMPLING: usize = BINARY_OVERSAMPLING;
+}
+
+impl Machinery for BinaryQuantizedEuclidean {
     stored_as_bits!(1.0, -1.0);
     estimated_from_norms!(SignedDot, SignedDot::new);
 
@@ -191,6 +194,11 @@ impl sealed::Sealed for BinaryQuantizedCosine {}
 
 impl Distance for BinaryQuantizedCosine {
     const NAME: &'static str = "binary-quantized-cosine";
+    const QUANTIZED: bool = true;
+    const DEFAULT_OVERSAMPLING: usize = BINARY_OVERSAMPLING;
+}
+
+impl Machinery for BinaryQuantizedCosine {
     stored_as_bits!(1.0, -1.0);
     estimated_from_norms!(SignedDot, SignedDot::new);
 
@@ -222,6 +230,11 @@ impl sealed::Sealed for BinaryQuantizedManhattan {}
 
 impl Distance for BinaryQuantizedManhattan {
     const NAME: &'static str = "binary-quantized-manhattan";
+    const QUANTIZED: bool = true;
+    const DEFAULT_OVERSAMPLING: usize = BINARY_OVERSAMPLING;
+}
+
+impl Machinery for BinaryQuantizedManhattan {
     stored_as_bits!(1.0, -1.0);
     estimated_from_norms!(Vec<f32>, <[f32]>::to_vec);
 
@@ -247,6 +260,11 @@ impl sealed::Sealed for Hamming {}
 
 impl Distance for Hamming {
     const NAME: &'static str = "hamming";
+    const QUANTIZED: bool = true;
+    const DEFAULT_OVERSAMPLING: usize = BINARY_OVERSAMPLING;
+}
+
+impl Machinery for Hamming {
     stored_as_bits!(1.0, 0.0);
     type Header = ();
     type Query = BinaryQuery<Self, ()>;

@@ -1,6 +1,6 @@
 use bytemuck::{Pod, Zeroable};
 
-use super::{Distance, sealed, stored_as_f32, unit_difference};
+use super::{Distance, Machinery, sealed, stored_as_f32, unit_difference};
 use crate::codes::CodeSpace;
 use crate::half::UnalignedF16;
 use crate::item::Leaf;
@@ -28,6 +28,11 @@ impl sealed::Sealed for Cosine {}
 
 impl Distance for Cosine {
     const NAME: &'static str = "cosine";
+    const QUANTIZED: bool = false;
+    const DEFAULT_OVERSAMPLING: usize = 1;
+}
+
+impl Machinery for Cosine {
     stored_as_f32!();
     const CODE_SPACE: Option<CodeSpace> = Some(CodeSpace::Cosine);
     type Header = NormHeader;

@@ -1,7 +1,7 @@
 use bytemuck::{Pod, Zeroable};
 
 use super::cosine::NormHeader;
-use super::{Distance, copy_point, sealed, stored_as_f32, unit_difference};
+use super::{Distance, Machinery, copy_point, sealed, stored_as_f32, unit_difference};
 use crate::codes::CodeSpace;
 use crate::half::UnalignedF16;
 use crate::item::Leaf;
@@ -38,6 +38,11 @@ impl sealed::Sealed for DotProduct {}
 
 impl Distance for DotProduct {
     const NAME: &'static str = "dot-product";
+    const QUANTIZED: bool = false;
+    const DEFAULT_OVERSAMPLING: usize = 1;
+}
+
+impl Machinery for DotProduct {
     stored_as_f32!();
     const CODE_SPACE: Option<CodeSpace> = Some(CodeSpace::Dot);
     type Header = NormHeader;

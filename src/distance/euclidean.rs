@@ -1,4 +1,4 @@
-use super::{Distance, bisecting_plane, copy_point, offset_margin, sealed, stored_as_f32};
+use super::{Distance, Machinery, bisecting_plane, copy_point, offset_margin, sealed, stored_as_f32};
 use crate::codes::CodeSpace;
 use crate::half::UnalignedF16;
 use crate::item::Leaf;
@@ -15,6 +15,11 @@ impl sealed::Sealed for Euclidean {}
 
 impl Distance for Euclidean {
     const NAME: &'static str = "euclidean";
+    const QUANTIZED: bool = false;
+    const DEFAULT_OVERSAMPLING: usize = 1;
+}
+
+impl Machinery for Euclidean {
     stored_as_f32!();
     const CODE_SPACE: Option<CodeSpace> = Some(CodeSpace::Euclidean);
     type Header = ();

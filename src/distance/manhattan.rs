@@ -1,4 +1,4 @@
-use super::{Distance, bisecting_plane, copy_point, offset_margin, sealed, stored_as_f32};
+use super::{Distance, Machinery, bisecting_plane, copy_point, offset_margin, sealed, stored_as_f32};
 use crate::codes::CodeSpace;
 use crate::half::UnalignedF16;
 use crate::item::Leaf;
@@ -17,6 +17,11 @@ impl sealed::Sealed for Manhattan {}
 
 impl Distance for Manhattan {
     const NAME: &'static str = "manhattan";
+    const QUANTIZED: bool = false;
+    const DEFAULT_OVERSAMPLING: usize = 1;
+}
+
+impl Machinery for Manhattan {
     stored_as_f32!();
     const CODE_SPACE: Option<CodeSpace> = Some(CodeSpace::Euclidean);
     type Header = ();

@@ -25,29 +25,33 @@ mod dot_product;
 mod euclidean;
 mod manhattan;
 
-pub use binary::{BinaryQuantizedCosine, BinaryQuantizedEuclidean, BinaryQuantizedManhattan, Hamming};
-pub use cosine::Cosine;
-pub use dot_product::DotProduct;
+pub use binary::{
+    BinaryQuantizedCosine, BinaryQuantizedEuclidean, BinaryQuantizedManhattan, BinaryQuery, Hamming, ScaleHeader,
+};
+pub use cosine::{Cosine, NormHeader};
+pub use dot_product::{DotProduct, MaxNorm};
 pub use euclidean::Euclidean;
 pub use manhattan::Manhattan;
 
 pub(crate) mod sealed {
-    /// Keeps [`super::Distance`] implementable by this crate only.
+    /// Keeps [`super::Distance`] implementable by this crate only: users
+    /// can name [`super::Machinery`] but not this.
+    #[allow(unnameable_types)]
     pub trait Sealed {}
 }
 
 /// A stored vector of the distance `D`, borrowed.
-pub type Vector<'a, D> = <<D as Distance>::Codec as VectorCodec>::View<'a>;
+pub type Vector<'a, D> = <<D as Machinery>::Codec as VectorCodec>::View<'a>;
 
 /// A stored split normal of the distance `D`, borrowed.
-pub type Normal<'a, D> = <<D as Distance>::NormalCodec as VectorCodec>::View<'a>;
+pub type Normal<'a, D> = <<D as Machinery>::NormalCodec as VectorCodec>::View<'a>;
 
 /// A way to measure how far apart two vectors are, and to split vectors by a
 /// hyperplane consistently with it.
 ///
 /// Pick one of [`crate::distances`]; the name of the distance is stored with
 /// the index, and opening an index with another distance is an error.
-pub trait Distance: sealed::Sealed + Send + Sync + Sized + Copy + fmt::Debug + 'static {
+pub trait Distance: Machinery {
     /// The name stored in the index metadata.
     const NAME: &'static str;
 
@@ -58,96 +62,83 @@ pub trait Distance: sealed::Sealed + Send + Sync + Sized + Copy + fmt::Debug + '
     /// The default multiplier of `search_k` (see
     /// [`crate::QueryBuilder::oversampling`]).
     const DEFAULT_OVERSAMPLING: usize;
+}
 
+/// What a distance does inside the index: how it stores vectors and
+/// normals, compares a query with an item, splits items by planes and
+/// estimates from codes. Not an API: it changes with the format, and only
+/// this crate's distances implement it (it is sealed).
+pub trait Machinery: sealed::Sealed + Send + Sync + Sized + Copy + fmt::Debug + 'static {
     /// How codes estimate this distance before the exact ranking: `None`
     /// for the distances over bits, whose vectors are their own codes.
-    #[doc(hidden)]
     const CODE_SPACE: Option<CodeSpace>;
 
     /// How vectors are stored.
-    #[doc(hidden)]
     type Codec: VectorCodec;
 
     /// How split normals are stored.
-    #[doc(hidden)]
     type NormalCodec: VectorCodec;
 
     /// Per-vector data stored in front of each leaf vector.
-    #[doc(hidden)]
     type Header: Pod + fmt::Debug + PartialEq + Send + Sync;
 
     /// Data computed over all the items when the forest is first grown,
     /// stored in the metadata and reused by incremental builds, so that an
     /// item always descends the trees the same way.
-    #[doc(hidden)]
     type Context: Pod + fmt::Debug + Send + Sync;
 
     /// A query prepared for comparisons with many stored vectors.
-    #[doc(hidden)]
     type Query: Send + Sync;
 
     /// Computes the header of a new vector.
-    #[doc(hidden)]
     fn new_header(values: &[f32]) -> Self::Header;
 
     /// Computes the build context from every leaf of the index.
-    #[doc(hidden)]
     fn context<'a>(leaves: impl Iterator<Item = Leaf<'a, Self>>) -> Self::Context;
 
     /// The values a user reads back for a stored vector: the vector itself,
     /// or the ±1 (0/1 for Hamming) values of its bits, `dimensions` long.
-    #[doc(hidden)]
     fn values(leaf: &Leaf<'_, Self>, dimensions: usize) -> Vec<f32>;
 
     /// Prepares a query vector.
-    #[doc(hidden)]
     fn query(values: &[f32]) -> Self::Query;
 
     /// Prepares the stored vector of an item as a query.
-    #[doc(hidden)]
     fn item_query(leaf: &Leaf<'_, Self>, dimensions: usize) -> Self::Query {
         Self::query(&Self::values(leaf, dimensions))
     }
 
     /// The query as a leaf, to descend the split planes with.
-    #[doc(hidden)]
     fn query_leaf(query: &Self::Query) -> Leaf<'_, Self>;
 
     /// The internal distance from a query to a stored vector: smaller is
-    /// closer, and its order is the order of [`Distance::user_distance`]'s
+    /// closer, and its order is the order of [`Machinery::user_distance`]'s
     /// (larger is closer for the dot product).
-    #[doc(hidden)]
     fn distance(query: &Self::Query, item: &Leaf<'_, Self>) -> f32;
 
     /// The distance returned to users, from the internal one.
-    #[doc(hidden)]
     fn user_distance(distance: f32) -> f32;
 
     /// Writes the vector a leaf's code encodes: the vector, or its
-    /// direction for cosine (see [`Distance::CODE_SPACE`]).
-    #[doc(hidden)]
+    /// direction for cosine (see [`Machinery::CODE_SPACE`]).
     fn code_vector(leaf: &Leaf<'_, Self>, out: &mut Vec<f32>) {
         let _ = leaf;
         out.clear();
     }
 
     /// Writes the coordinates in which two-means clusters this leaf.
-    #[doc(hidden)]
     fn split_point(leaf: &Leaf<'_, Self>, context: Self::Context, out: &mut Vec<f32>);
 
     /// Turns two centroids (in split coordinates) into a plane: the normal
     /// (encoded by the codec) and the offset. `None` when the centroids
     /// coincide.
-    #[doc(hidden)]
     fn plane(p: &[f32], q: &[f32]) -> Option<(Vec<f32>, f32)>;
 
     /// The signed margin of a leaf (or a query's leaf) to a plane: positive
     /// goes right.
-    #[doc(hidden)]
     fn margin(normal: Normal<'_, Self>, offset: f32, leaf: &Leaf<'_, Self>) -> f32;
 
     /// The signed margin of a stored item to a plane while the trees grow.
-    #[doc(hidden)]
     fn item_margin(normal: Normal<'_, Self>, offset: f32, leaf: &Leaf<'_, Self>, context: Self::Context) -> f32 {
         let _ = context;
         Self::margin(normal, offset, leaf)
@@ -158,8 +149,6 @@ pub trait Distance: sealed::Sealed + Send + Sync + Sized + Copy + fmt::Debug + '
 /// codec, the query (the vector itself) and the values read back.
 macro_rules! stored_as_f32 {
     () => {
-        const QUANTIZED: bool = false;
-        const DEFAULT_OVERSAMPLING: usize = 1;
         type Codec = crate::vector::F32;
         type NormalCodec = crate::half::F16;
         type Query = super::ExactQuery<Self>;
