@@ -142,7 +142,46 @@ pub mod distances {
     //! The distances an index can use.
     //!
     //! [`Euclidean`], [`Cosine`], [`DotProduct`] and [`Manhattan`] store vectors
-    //! as `f32`s and rank candidates by their exact distance.
+    //! as `f32`s and return exact distances.
+    //!
+    //! # Codes and re-ranking
+    //!
+    //! From [`MIN_CODE_DIMENSIONS`](crate::MIN_CODE_DIMENSIONS) (128) up, a
+    //! build also stores a *code* per item of these distances: one bit per
+    //! dimension and two `f32`s, 1/32 of the vector and 8 bytes. A query
+    //! scores every candidate by its code, then computes the exact distance
+    //! of the few whose estimate could place them among the nearest, and
+    //! returns those exact distances.
+    //!
+    //! The codes are RaBitQ's (Gao & Long, 2024). A build takes the mean `c`
+    //! of the items (when the forest is first grown; later builds keep it)
+    //! and a random rotation `P` (three rounds of random sign flips and
+    //! Walsh–Hadamard transforms: `O(d log d)`). An item `v` (its direction,
+    //! for cosine) is stored as the signs `b ∈ {−1, +1}^d` of `P (v − c)`,
+    //! with `|v − c|²` and `s = |v − c|² / |P (v − c)|₁`. For a query `q`,
+    //! `⟨v − c, q − c⟩ ≈ s ⟨b, P (q − c)⟩`, from which the squared Euclidean
+    //! distance, the cosine distance (over unit vectors) and the dot product
+    //! follow; Manhattan is estimated by the Euclidean distance, which the
+    //! exact ranking then corrects. The rotation spreads every vector's
+    //! length evenly over the dimensions, so the estimate is unbiased and its
+    //! error shrinks as `1/√d`: with probability about 94%, it is within
+    //! `1.9 |v − c| |q − c| √(1/⟨b̄, u⟩² − 1) / √(d − 1)`, `u` the unit
+    //! residual and `b̄` its normalised signs (RaBitQ's bound, with its
+    //! `ε₀ = 1.9`; spinney adds the rounding of the query's 8-bit tables).
+    //!
+    //! Unless [`QueryBuilder::rerank`](crate::QueryBuilder::rerank) caps it,
+    //! a query computes the exact distance of every candidate whose estimate
+    //! less its bound is below the `count`-th smallest estimate plus its
+    //! bound, nearest lower bound first, and stops as soon as `count` exact
+    //! distances beat every remaining lower bound. On the 384-dimension
+    //! sentence embeddings of the README, that is about 70 exact distances
+    //! per query for ten neighbours, with recall@10 0.997 against an exact
+    //! scan. Estimates are computed 32 codes at a time with one byte shuffle
+    //! per group of four dimensions (the "fast scan" layout), about a tenth
+    //! of the cost of an exact distance at 384 dimensions.
+    //!
+    //! Below 128 dimensions one bit per dimension estimates too coarsely to
+    //! save work, and every candidate is scored exactly.
     //!
     //! # Binary quantization
     //!

@@ -6,6 +6,7 @@ mod common;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use common::{MIB, TestEnv, build_index, data};
+use roaring::RoaringBitmap;
 use spinney::distances::{Cosine, Euclidean};
 use spinney::format::{Key, KeyCodec, NodeMode};
 use spinney::heed::types::Bytes;
@@ -275,6 +276,30 @@ fn check_finds_a_code_that_is_not_its_vectors() {
     raw(db).put(&mut wtxn, &slots, &value).unwrap();
     let err = Reader::<Euclidean>::open(&wtxn, 0, db).unwrap().check(&wtxn).unwrap_err();
     assert!(matches!(&err, Error::Corrupted { key, reason } if *key == slots && reason.contains("code")), "{err}");
+}
+
+/// A directory that sends an item to another's slot: a query whose small
+/// filter is found through it answers `Corrupted`, never an item outside
+/// the filter.
+#[test]
+fn a_directory_pointing_to_the_wrong_slot_is_an_error() {
+    let test = TestEnv::new(64 * MIB);
+    let db = test.database::<Euclidean>();
+    let set = data::clustered(300, 1, 128, 1);
+    build_index(&test, db, 0, &set.base, Some(2), 1);
+    let directory = Key { index: 0, mode: NodeMode::Directory, id: 0 };
+    let mut wtxn = test.env.write_txn().unwrap();
+    let mut value = raw(db).get(&wtxn, &directory).unwrap().unwrap().to_vec();
+    // Item 0 (rank 0) sent to the slot of item 1 (rank 1).
+    let (first, second) = value.split_at_mut(4);
+    first.copy_from_slice(&second[..4]);
+    raw(db).put(&mut wtxn, &directory, &value).unwrap();
+    let reader = Reader::<Euclidean>::open(&wtxn, 0, db).unwrap();
+    let only_zero: RoaringBitmap = [0].into_iter().collect();
+    let err = reader.nns(1).candidates(&only_zero).by_vector(&wtxn, set.base.get(0)).unwrap_err();
+    assert!(matches!(&err, Error::Corrupted { key, .. } if *key == directory), "{err}");
+    let err = reader.check(&wtxn).unwrap_err();
+    assert!(matches!(&err, Error::Corrupted { key, .. } if key.mode == NodeMode::Directory), "{err}");
 }
 
 #[test]

@@ -194,6 +194,19 @@ impl<'t, D: Distance> Reader<'t, D> {
         self.ranks.get_or_init(|| Ranks::of(&self.metadata.items)).rank(&self.metadata.items, item)
     }
 
+    /// The slot the directory gives the item of rank `rank` among the built
+    /// items, checked only to be a slot: the caller checks the ids of what
+    /// it returns.
+    #[inline]
+    pub(crate) fn slot_at_rank(&self, rank: u64) -> Result<u32> {
+        let slot = self.layout.directory.slot(rank);
+        if slot >= self.layout.slots.len() {
+            let reason = format!("the directory puts the item of rank {rank} in slot {slot}, past the last");
+            return Err(Error::corrupted(Key::directory(self.index, 0), reason));
+        }
+        Ok(slot)
+    }
+
     /// The slot of `item`, of rank `rank` among the built items.
     #[inline]
     pub(crate) fn slot_of_rank(&self, item: ItemId, rank: u64) -> Result<u32> {

@@ -1,7 +1,7 @@
 //! [`QueryBuilder`]: nearest-neighbour search over the read layer.
 
 use std::borrow::Cow;
-use std::cell::RefCell;
+use std::cell::{OnceCell, RefCell};
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 use std::num::NonZeroUsize;
@@ -10,9 +10,10 @@ use heed::RoTxn;
 use roaring::RoaringBitmap;
 
 use super::Reader;
-use crate::codes::{self, BLOCK, CodeQuery};
+use crate::codes::{self, BLOCK, CodeQuery, CodeSpace, Codebook};
 use crate::error::Error;
 use crate::item::Leaf;
+use crate::key::Key;
 use crate::layout::{NodeView, node_key};
 use crate::vector::VectorCodec;
 use crate::writer::check_query;
@@ -28,6 +29,12 @@ pub const DEFAULT_EXACT_BELOW_RATIO: f64 = 0.01;
 /// return scores them all in slot order instead (see
 /// [`QueryBuilder::search_k`]).
 const SCAN_ABOVE_SHARE: f64 = 0.1;
+/// The items of a filter taken whole that are fewer than this in a block of
+/// codes are scored exactly rather than by estimating the block: on
+/// sentence embeddings, a filter of 1% of the items is then answered 2.4
+/// times faster. (Candidates gathered from the trees are not: there,
+/// estimating every block was faster, measured on the same data.)
+const SPARSE_BLOCK: u32 = 4;
 /// The candidates a query gathers per neighbour asked for, unless told
 /// otherwise: with codes, scoring 10,000 candidates for 10 neighbours takes
 /// a fraction of a millisecond, and reaches recall@10 0.95 on sentence
@@ -39,9 +46,12 @@ pub const DEFAULT_SEARCH_K_PER_RESULT: usize = 1_000;
 /// The search walks all the trees at once, always descending next into the
 /// node whose plane the query is nearest to the right side of, and gathers
 /// the items of the buckets it reaches until it holds `search_k` distinct
-/// candidates. Those are then ranked by their exact distance. When
-/// `search_k` is at least half the items, every item is scored in slot
-/// order instead, which reads the vectors sequentially.
+/// candidates. Each candidate is scored by its code, and the best are ranked
+/// again by their exact distance (see [`QueryBuilder::rerank`]). When
+/// `search_k` reaches a tenth of the items, every item is scored in slot
+/// order instead, which reads the codes sequentially: with the default
+/// `search_k`, every query for ten neighbours in an `f32` index of up to
+/// 100,000 items.
 #[derive(Debug, Clone)]
 pub struct QueryBuilder<'r, 't, D: Distance> {
     reader: &'r Reader<'t, D>,
@@ -115,6 +125,22 @@ impl Searcher {
             self.seen.resize(words, 0);
             self.accepted.resize(words, 0);
         }
+    }
+}
+
+/// A query's code tables, prepared when first needed: scoring a few
+/// scattered candidates exactly needs none.
+struct LazyCodeQuery<'c> {
+    space: CodeSpace,
+    codebook: &'c Codebook,
+    /// The query in code space.
+    vector: Vec<f32>,
+    prepared: OnceCell<CodeQuery>,
+}
+
+impl LazyCodeQuery<'_> {
+    fn get(&self) -> &CodeQuery {
+        self.prepared.get_or_init(|| CodeQuery::new(self.space, self.codebook, &self.vector))
     }
 }
 
@@ -414,9 +440,8 @@ impl<'r, 't, D: Distance> QueryBuilder<'r, 't, D> {
         let codes = codes::space::<D>(reader.dimensions).zip(reader.codebook.as_ref()).map(|(space, codebook)| {
             let mut vector = Vec::new();
             D::code_vector(&D::query_leaf(query), &mut vector);
-            CodeQuery::new(space, codebook, &vector)
+            LazyCodeQuery { space, codebook, vector, prepared: OnceCell::new() }
         });
-        // Without codes every candidate is scored exactly: keep the answer.
         // Without codes every candidate is scored exactly: keep the answer.
         let Searcher { seen, accepted, touched, queue, shortlist, uppers, ranked, stats } = searcher;
         let mode = match (&codes, self.rerank) {
@@ -430,18 +455,19 @@ impl<'r, 't, D: Distance> QueryBuilder<'r, 't, D> {
         let mut candidates = Shortlist::new(shortlist, mode, &id);
         if let Some(few) = few {
             self.mark_items(few, seen, accepted, touched)?;
-            self.score(query, codes.as_ref(), seen, accepted, touched, &mut candidates);
+            let codes = codes.as_ref();
+            stats.exact_distances = self.score(query, codes, SPARSE_BLOCK, seen, accepted, touched, &mut candidates);
         } else if search_k as f64 >= SCAN_ABOVE_SHARE * reachable as f64 {
-            self.scan(query, codes.as_ref(), filter, &mut candidates);
+            self.scan(query, codes.as_ref().map(LazyCodeQuery::get), filter, &mut candidates);
         } else {
             stats.nodes = self.gather(query, filter, search_k, seen, accepted, touched, queue)?;
-            self.score(query, codes.as_ref(), seen, accepted, touched, &mut candidates);
+            stats.exact_distances = self.score(query, codes.as_ref(), 0, seen, accepted, touched, &mut candidates);
         }
         let (candidates, offered) = candidates.finish();
         stats.candidates = offered;
         if codes.is_none() {
             stats.exact_distances = offered;
-            return Ok(self.answer(candidates, |slot| slots.id(slot)));
+            return self.answer(candidates, few);
         }
         // The candidates by estimates (or lower bounds), ranked by exact
         // distances; past the `count`-th exact distance, no lower bound
@@ -460,12 +486,13 @@ impl<'r, 't, D: Distance> QueryBuilder<'r, 't, D> {
             }
             best.offer(distance, distance, slot);
         }
-        Ok(self.answer(best.finish().0, |slot| slots.id(slot)))
+        self.answer(best.finish().0, few)
     }
 
     /// Marks the slots of the items of `candidates` the query may return as
     /// gathered: their ranks among the built items, which the directory
-    /// turns into slots.
+    /// turns into slots. A damaged directory could name a slot that holds
+    /// another item: [`QueryBuilder::answer`] checks the ids it returns.
     fn mark_items(
         &self,
         candidates: &RoaringBitmap,
@@ -478,7 +505,7 @@ impl<'r, 't, D: Distance> QueryBuilder<'r, 't, D> {
             if !reader.visible.contains(item) {
                 continue;
             }
-            let slot = reader.slot_of_rank(item, reader.rank(item))?;
+            let slot = reader.slot_at_rank(reader.rank(item))?;
             let (word, bit) = ((slot >> 6) as usize, 1u64 << (slot & 63));
             if seen[word] == 0 {
                 touched.push(word as u32);
@@ -652,31 +679,50 @@ impl<'r, 't, D: Distance> QueryBuilder<'r, 't, D> {
 
     /// Scores the gathered candidates into `best`, in slot order so that
     /// codes and vectors are read front to back, a block of codes at a
-    /// time, and clears the searcher's bits.
+    /// time, and clears the searcher's bits; returns how many it scored
+    /// exactly. Candidates fewer than `sparse_below` in their block of codes
+    /// are scored exactly.
+    #[allow(clippy::too_many_arguments)]
     fn score(
         &self,
         query: &D::Query,
-        codes: Option<&CodeQuery>,
+        codes: Option<&LazyCodeQuery<'_>>,
+        sparse_below: u32,
         seen: &mut [u64],
         accepted: &mut [u64],
         touched: &mut Vec<u32>,
         best: &mut Shortlist<'_>,
-    ) {
+    ) -> u64 {
+        let mut exact = 0;
         let slots = &self.reader.layout.slots;
         let (mut estimates, mut errors) = ([0.0; BLOCK], [0.0; BLOCK]);
         let mut block = None;
+        // A block holds the codes of 32 slots (fewer in chunks that hold
+        // fewer), always within one word of the bits.
+        let block_len = BLOCK.min(1 << slots.geometry().shift);
         touched.sort_unstable();
         for &word in touched.iter() {
-            let mut bits = std::mem::take(&mut accepted[word as usize]);
+            let all = std::mem::take(&mut accepted[word as usize]);
             seen[word as usize] = 0;
+            let mut bits = all;
             while bits != 0 {
                 let slot = word * 64 + bits.trailing_zeros();
                 bits &= bits - 1;
                 let (chunk, at) = slots.geometry().locate(slot);
+                let first = (slot - (at % BLOCK) as u32) % 64;
+                let in_block = (all & (u64::MAX >> (64 - block_len) << first)).count_ones();
                 match codes.zip(slots.codes(chunk)) {
+                    // A block costs about as much as a few exact
+                    // distances: candidates scattered one or two to a
+                    // block are cheaper to score exactly.
+                    Some(_) if in_block < sparse_below && block != Some((chunk, at / BLOCK)) => {
+                        let distance = D::distance(query, &self.leaf(slot));
+                        best.offer(distance, distance, slot);
+                        exact += 1;
+                    }
                     Some((codes, chunk_codes)) => {
                         if block != Some((chunk, at / BLOCK)) {
-                            codes.estimate_block(chunk_codes, at / BLOCK, &mut estimates, &mut errors);
+                            codes.get().estimate_block(chunk_codes, at / BLOCK, &mut estimates, &mut errors);
                             block = Some((chunk, at / BLOCK));
                         }
                         self.offer(query, best, slot, estimates[at % BLOCK], errors[at % BLOCK]);
@@ -684,21 +730,29 @@ impl<'r, 't, D: Distance> QueryBuilder<'r, 't, D> {
                     None => {
                         let distance = D::distance(query, &self.leaf(slot));
                         best.offer(distance, distance, slot);
+                        exact += 1;
                     }
                 }
             }
         }
         touched.clear();
+        exact
     }
 
     /// The candidates of `best`, nearest first, with their ids and the
-    /// distances users see.
-    fn answer(&self, best: &[(f32, u32)], id: impl Fn(u32) -> ItemId) -> Vec<(ItemId, f32)> {
-        let mut answer: Vec<(ItemId, f32)> = best.iter().map(|&(distance, key)| (id(key), distance)).collect();
+    /// distances users see; an error if one is not in `few`, the filter
+    /// whose items were found through the directory.
+    fn answer(&self, best: &[(f32, u32)], few: Option<&RoaringBitmap>) -> Result<Vec<(ItemId, f32)>> {
+        let slots = &self.reader.layout.slots;
+        let mut answer: Vec<(ItemId, f32)> = best.iter().map(|&(distance, slot)| (slots.id(slot), distance)).collect();
+        if let Some(&(item, _)) = answer.iter().find(|(item, _)| few.is_some_and(|few| !few.contains(*item))) {
+            let reason = format!("the directory points to item {item}, which the filter does not hold");
+            return Err(Error::corrupted(Key::directory(self.reader.index, 0), reason));
+        }
         answer.sort_unstable_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
         for (_, distance) in &mut answer {
             *distance = D::user_distance(*distance);
         }
-        answer
+        Ok(answer)
     }
 }
