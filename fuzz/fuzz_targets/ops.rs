@@ -4,7 +4,6 @@
 #![no_main]
 
 #[path = "../../tests/common/mod.rs"]
-#[allow(dead_code)]
 mod common;
 
 use common::model::{DIMENSIONS, Op, run};
