@@ -93,6 +93,52 @@ fn cancelling_at_every_step_keeps_the_committed_index() {
     }
 }
 
+/// A first build cancelled at each of its progress reports in turn, and its
+/// transaction committed anyway, loses no item: the next build finds every
+/// vector, staged or already in its slot.
+#[test]
+fn a_fresh_build_cancelled_anywhere_and_committed_loses_nothing() {
+    let set = data::clustered(600, 5, 16, 2);
+    for reports in 0.. {
+        let test = TestEnv::new(64 * MIB);
+        let db = test.database::<Euclidean>();
+        let writer = Writer::<Euclidean>::new(db, 0, 16);
+        let mut wtxn = test.env.write_txn().unwrap();
+        common::add_items(&writer, &mut wtxn, &set.base);
+        let seen = AtomicUsize::new(0);
+        let result = writer
+            .builder(&mut common::rng(4))
+            .n_trees(3)
+            .split_after(8)
+            .progress(|_| {
+                seen.fetch_add(1, Ordering::Relaxed);
+            })
+            .cancel(|| seen.load(Ordering::Relaxed) > reports)
+            .build(&mut wtxn);
+        let finished = match result {
+            Ok(()) => true,
+            Err(Error::BuildCancelled) => false,
+            Err(other) => panic!("after {reports} reports: {other}"),
+        };
+        wtxn.commit().unwrap();
+        let mut wtxn = test.env.write_txn().unwrap();
+        writer.builder(&mut common::rng(5)).n_trees(3).build(&mut wtxn).unwrap();
+        let reader = Reader::<Euclidean>::open(&wtxn, 0, db).unwrap();
+        reader.check(&wtxn).unwrap();
+        assert_eq!(reader.n_items(), set.base.len() as u64, "after {reports} reports");
+        for i in 0..set.base.len() {
+            let vector = reader.item_vector(&wtxn, i as u32).unwrap();
+            assert_eq!(vector.as_deref(), Some(set.base.get(i)), "item {i} after {reports} reports");
+        }
+        drop(reader);
+        wtxn.commit().unwrap();
+        if finished {
+            assert!(reports > 5, "the build reported progress only {reports} times");
+            break;
+        }
+    }
+}
+
 #[test]
 fn a_panicking_worker_becomes_an_error() {
     let set = data::clustered(2_000, 5, 16, 1);
