@@ -1,5 +1,6 @@
-//! The distance kernels at 128, 384, 768 and 1536 dimensions (`f32`s, and
-//! packed bits for Hamming), every implementation this CPU runs; then one query at a fixed `search_k` on
+//! The distance kernels at 128, 384, 768 and 1536 dimensions (`f32`s, packed
+//! bits for Hamming, a block of 32 codes for the fast scan), every
+//! implementation this CPU runs; then one query at a fixed `search_k` on
 //! 100k x 128 generated vectors, and a build of 10k of them.
 //!
 //! ```text
@@ -64,6 +65,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let b: Vec<u8> = (0..dimensions / 8 + 1).map(|i| (i * 13 % 241) as u8).collect();
             let ns = time_per_call(|| {
                 black_box((kernels.hamming)(black_box(&a[1..]), black_box(&b[1..])));
+            });
+            row.push_str(&format!(" {ns:.1} ns |"));
+        }
+        println!("{row}");
+        // A block of 32 codes against a query's tables: 16 bytes of each per
+        // group of four dimensions. The time per code is a 32nd of this.
+        let mut row = format!("| fastscan (block of 32 codes) | {} |", kernels.name);
+        for dimensions in [128, 384, 768, 1536] {
+            let bytes = (dimensions as usize).div_ceil(8) * 2 * 16;
+            let block: Vec<u8> = (0..bytes).map(|i| (i * 7 % 251) as u8).collect();
+            let tables: Vec<u8> = (0..bytes).map(|i| (i * 13 % 241) as u8).collect();
+            let ns = time_per_call(|| {
+                black_box((kernels.fastscan)(black_box(&block), black_box(&tables)));
             });
             row.push_str(&format!(" {ns:.1} ns |"));
         }
