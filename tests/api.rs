@@ -388,3 +388,23 @@ fn builds_take_any_generator_or_a_seed() {
     });
     assert_ne!(seeded, drawn, "without seed, the generator's draw seeds the build");
 }
+
+/// Loaded with `add_item` and built in one transaction, as README shows, an
+/// index's pages hold little more than the raw vectors: the staged entries'
+/// pages are freed, not left holding a slot each.
+#[test]
+fn a_built_index_fills_its_pages() {
+    let test = TestEnv::new(256 * MIB);
+    let db = test.database::<Cosine>();
+    let set = data::clustered(4_000, 20, 384, 5);
+    let writer = Writer::<Cosine>::new(db, 0, 384);
+    let mut wtxn = test.env.write_txn().unwrap();
+    common::add_items(&writer, &mut wtxn, &set.base);
+    writer.builder(&mut common::rng(6)).build(&mut wtxn).unwrap();
+    wtxn.commit().unwrap();
+    let rtxn = test.env.read_txn().unwrap();
+    let stat = db.stat(&rtxn).unwrap();
+    let used = (stat.branch_pages + stat.leaf_pages + stat.overflow_pages) as f64 * f64::from(stat.page_size);
+    let raw = (set.base.len() * 384 * 4) as f64;
+    assert!(used / raw <= 1.35, "the index takes {:.2}x the raw vectors", used / raw);
+}
