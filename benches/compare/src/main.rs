@@ -455,9 +455,13 @@ fn child(engine: &str, run: &Run) -> Result<()> {
     let cosine = run.metric == "cosine";
     let (n, dimensions) = (dataset.base.len(), dataset.base.dimensions);
     // arroy's own default would be n_trees = dimensions-driven and large;
-    // the two tree indexes get the same count: spinney's default, or --trees.
-    let trees =
-        run.trees.unwrap_or_else(|| spinney::default_n_trees::<spinney::distances::Euclidean>(n as u64, dimensions));
+    // the two tree indexes get the same count: spinney's default for the
+    // metric, or --trees.
+    let default_trees = match cosine {
+        true => spinney::default_n_trees::<spinney::distances::Cosine>(n as u64, dimensions),
+        false => spinney::default_n_trees::<spinney::distances::Euclidean>(n as u64, dimensions),
+    };
+    let trees = run.trees.unwrap_or(default_trees);
     let measured = match (engine, cosine, run.filters) {
         ("spinney", false, true) => run_filtered::<spinney::distances::Euclidean>(&dataset, run, engine)?,
         ("spinney", true, true) => run_filtered::<spinney::distances::Cosine>(&dataset, run, engine)?,
@@ -476,10 +480,7 @@ fn child(engine: &str, run: &Run) -> Result<()> {
         "arroy" => format!("{trees} trees"),
         "spinney" => match run.trees {
             Some(trees) => format!("{trees} trees"),
-            None => format!(
-                "{} trees (default)",
-                spinney::default_n_trees::<spinney::distances::Euclidean>(n as u64, dimensions)
-            ),
+            None => format!("{default_trees} trees (default)"),
         },
         _ => "in memory".to_string(),
     };
