@@ -2,9 +2,11 @@
 //!
 //! An index is a forest of random-projection trees (as in Annoy) stored
 //! beside your own data in one [`heed`] database: the same file, the same
-//! transactions, the same crash safety. Vectors and trees are read in place
-//! from LMDB's memory map, so memory use is bounded by the OS page cache, not
-//! by the size of the index. Builds grow the trees in parallel with rayon.
+//! transactions, the same crash safety. A build packs what queries read into
+//! large values (vectors and compact codes in slot order, tree nodes), which
+//! queries walk in place in LMDB's memory map with no LMDB call per node or
+//! per candidate: memory use is bounded by the OS page cache, not by the size
+//! of the index. Builds grow the trees in parallel with rayon.
 //!
 //! # Quickstart
 //!
@@ -63,8 +65,11 @@
 //! - **Reads never stop.** [`Reader::open`] works while changes are pending
 //!   and answers from the last build (see [`Reader`]).
 //! - **Queries** ([`Reader::nns`]) descend all trees at once, best side
-//!   first, gather `search_k` candidates from the buckets they reach and rank
-//!   them by exact distance. `candidates` restricts the answer to a bitmap of
+//!   first, and gather `search_k` candidates from the buckets they reach, or
+//!   scan every item when `search_k` reaches a tenth of them. Each candidate
+//!   is scored by its code (one bit per dimension, see [`distances`]), and
+//!   the few whose estimate could place them among the nearest are ranked by
+//!   their exact distance. `candidates` restricts the answer to a bitmap of
 //!   ids.
 //!
 //! # Limits
