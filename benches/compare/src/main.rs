@@ -204,7 +204,18 @@ fn nz(value: usize) -> Result<NonZeroUsize> {
     Ok(NonZeroUsize::new(value).ok_or("zero effort")?)
 }
 
-fn run_spinney<D: spinney::Distance>(dataset: &Dataset, truth: &[Vec<u32>], run: &Run) -> Result<Measured> {
+/// A spinney index of the data set, built the way README tells users to.
+struct BuiltSpinney<D: spinney::Distance> {
+    // Dropped before the directory it lives in.
+    env: Env<WithTls>,
+    db: spinney::Database<'static, D>,
+    cost: BuildCost,
+    _dir: tempfile::TempDir,
+}
+
+/// Loads every item with `add_item` in id order and builds, in one
+/// transaction, with `trees` or the default tree count.
+fn build_spinney<D: spinney::Distance>(dataset: &Dataset, trees: Option<usize>) -> Result<BuiltSpinney<D>> {
     use rand::SeedableRng;
     let dir = tempfile::tempdir()?;
     let env = open_env(dir.path(), dataset)?;
@@ -216,12 +227,18 @@ fn run_spinney<D: spinney::Distance>(dataset: &Dataset, truth: &[Vec<u32>], run:
         }
         let mut rng = rand::rngs::StdRng::seed_from_u64(42);
         let mut builder = writer.builder(&mut rng);
-        if let Some(trees) = run.trees {
+        if let Some(trees) = trees {
             builder.n_trees(trees);
         }
         Ok(builder.build(wtxn)?)
     })?;
     cost.used = used_bytes(&env, db)?;
+    Ok(BuiltSpinney { env, db, cost, _dir: dir })
+}
+
+fn run_spinney<D: spinney::Distance>(dataset: &Dataset, truth: &[Vec<u32>], run: &Run) -> Result<Measured> {
+    let built = build_spinney::<D>(dataset, run.trees)?;
+    let (env, db, cost) = (&built.env, built.db, built.cost);
     let rtxn = env.read_txn()?;
     let reader = spinney::Reader::<D>::open(&rtxn, 0, db)?;
     let n = dataset.base.len();
@@ -411,18 +428,8 @@ fn run_filtered<D: spinney::Distance>(dataset: &Dataset, run: &Run, engine: &str
         })?;
         return Ok(Measured { cost, query_rss, curve });
     }
-    use rand::SeedableRng;
-    let dir = tempfile::tempdir()?;
-    let env = open_env(dir.path(), dataset)?;
-    let db: spinney::Database<'static, D> = create(&env)?;
-    let mut cost = timed_build(&env, |wtxn| {
-        let writer = spinney::Writer::<D>::new(db, 0, dataset.base.dimensions);
-        for i in 0..dataset.base.len() {
-            writer.add_item(wtxn, i as u32, dataset.base.get(i))?;
-        }
-        Ok(writer.builder(&mut rand::rngs::StdRng::seed_from_u64(42)).build(wtxn)?)
-    })?;
-    cost.used = used_bytes(&env, db)?;
+    let built = build_spinney::<D>(dataset, run.trees)?;
+    let (env, db, cost) = (&built.env, built.db, built.cost);
     let rtxn = env.read_txn()?;
     let reader = spinney::Reader::<D>::open(&rtxn, 0, db)?;
     let mut searcher = spinney::Searcher::new();
