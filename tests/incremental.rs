@@ -353,3 +353,44 @@ fn many_small_builds_answer_as_well_as_one_fresh_build() {
         }
     }
 }
+
+/// Found by a review (format 2 descended each tree with the stored vector
+/// to remove an item, and another CPU's kernels could round a margin the
+/// other way): removal finds the item by its slot. Here the stored vector
+/// is changed behind the trees' back, which sends any descent elsewhere;
+/// deleting and replacing items still builds, and the trees stay valid.
+#[test]
+fn removal_does_not_depend_on_the_stored_vector() {
+    use spinney::format::{Key, NodeMode};
+    let test = TestEnv::new(64 * MIB);
+    let db = test.database::<Euclidean>();
+    let set = data::clustered(500, 1, 16, 3);
+    common::build_index(&test, db, 0, &set.base, Some(6), 1);
+    let raw = db.remap_data_type::<spinney::heed::types::Bytes>();
+    let mut wtxn = test.env.write_txn().unwrap();
+    // Every stored vector negated: margins change sign at every split.
+    let chunk = Key { index: 0, mode: NodeMode::Slots, id: 0 };
+    let mut slots = raw.get(&wtxn, &chunk).unwrap().unwrap().to_vec();
+    let vectors = &mut slots[500 * 4..];
+    assert_eq!(vectors.len(), 500 * 16 * 4, "one chunk of ids then vectors");
+    for value in vectors.chunks_exact_mut(4) {
+        let negated = -f32::from_le_bytes(value.try_into().unwrap());
+        value.copy_from_slice(&negated.to_le_bytes());
+    }
+    raw.put(&mut wtxn, &chunk, &slots).unwrap();
+    let writer = Writer::<Euclidean>::new(db, 0, 16);
+    for id in (0..500).step_by(7) {
+        writer.del_item(&mut wtxn, id).unwrap();
+    }
+    for id in (3..500).step_by(11) {
+        writer.add_item(&mut wtxn, id, &[0.5; 16]).unwrap();
+    }
+    writer.builder(&mut common::rng(2)).build(&mut wtxn).unwrap();
+    let reader = Reader::<Euclidean>::open(&wtxn, 0, db).unwrap();
+    reader.check(&wtxn).unwrap();
+    let deleted: Vec<u32> = (0..500).step_by(7).filter(|id| (id + 8) % 11 != 0).collect();
+    assert!(deleted.iter().all(|&id| !reader.contains_item(&wtxn, id).unwrap()));
+    let answer = reader.nns(20).by_vector(&wtxn, &[0.5; 16]).unwrap();
+    let replaced = (3..500).step_by(11).count();
+    assert!(answer[..replaced.min(20)].iter().all(|&(_, distance)| distance == 0.0), "{answer:?}");
+}
