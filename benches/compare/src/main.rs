@@ -414,17 +414,9 @@ fn run_filtered<D: spinney::Distance>(dataset: &Dataset, run: &Run, engine: &str
     if engine == "exact" {
         let (rss_before, _) = rss();
         let cost = BuildCost { build: Duration::ZERO, rss_before, peak_rss: rss_before, disk: 0, used: 0 };
-        let (curve, query_rss) = query_phase(|| {
-            filters
-                .iter()
-                .zip(&truths)
-                .map(|((name, filter), truth)| {
-                    sweep_point(truth, name.clone(), |q| {
-                        let found = exact_scan(dataset, &distance, dataset.queries.get(q), filter.iter(), 10);
-                        Ok((found, Some(filter.len())))
-                    })
-                })
-                .collect()
+        let (curve, query_rss) = filtered_sweep(&filters, &truths, |filter, q| {
+            let found = exact_scan(dataset, &distance, dataset.queries.get(q), filter.iter(), 10);
+            Ok((found, Some(filter.len())))
         })?;
         return Ok(Measured { cost, query_rss, curve });
     }
@@ -433,23 +425,27 @@ fn run_filtered<D: spinney::Distance>(dataset: &Dataset, run: &Run, engine: &str
     let rtxn = env.read_txn()?;
     let reader = spinney::Reader::<D>::open(&rtxn, 0, db)?;
     let mut searcher = spinney::Searcher::new();
-    let (curve, query_rss) = query_phase(|| {
-        filters
-            .iter()
-            .zip(&truths)
-            .map(|((name, filter), truth)| {
-                sweep_point(truth, name.clone(), |q| {
-                    let found = reader.nns(10).candidates(filter).by_vector_with(
-                        &rtxn,
-                        dataset.queries.get(q),
-                        &mut searcher,
-                    )?;
-                    Ok((found.into_iter().map(|r| r.0).collect(), Some(searcher.stats().exact_distances)))
-                })
-            })
-            .collect()
+    let (curve, query_rss) = filtered_sweep(&filters, &truths, |filter, q| {
+        let found = reader.nns(10).candidates(filter).by_vector_with(&rtxn, dataset.queries.get(q), &mut searcher)?;
+        Ok((found.into_iter().map(|r| r.0).collect(), Some(searcher.stats().exact_distances)))
     })?;
     Ok(Measured { cost, query_rss, curve })
+}
+
+/// A point per filter: `answer(filter, q)` gives the ids found for query
+/// `q` and the exact distances it computed.
+fn filtered_sweep(
+    filters: &[(String, RoaringBitmap)],
+    truths: &[Vec<Vec<u32>>],
+    mut answer: impl FnMut(&RoaringBitmap, usize) -> Result<(Vec<u32>, Option<u64>)>,
+) -> Result<(Vec<Point>, u64)> {
+    query_phase(|| {
+        filters
+            .iter()
+            .zip(truths)
+            .map(|((name, filter), truth)| sweep_point(truth, name.clone(), |q| answer(filter, q)))
+            .collect()
+    })
 }
 
 /// The child: one engine on one dataset; prints JSON lines.
