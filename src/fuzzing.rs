@@ -10,7 +10,7 @@ use crate::distance::{
     BinaryQuantizedCosine, BinaryQuantizedEuclidean, BinaryQuantizedManhattan, Cosine, DotProduct, Euclidean, Hamming,
     Manhattan,
 };
-use crate::item::{ItemEntry, decode_mark, encode_built};
+use crate::item::{ItemEntry, decode_mark, encode_built, encode_mark};
 use crate::key::Key;
 use crate::layout::{NodeView, SlotGeometry, SlotTable, TreeView, encode, pack_chunk};
 use crate::metadata::{Header, Metadata};
@@ -32,8 +32,8 @@ pub fn item(bytes: &[u8]) {
     item_as::<BinaryQuantizedEuclidean>(bytes);
     item_as::<BinaryQuantizedCosine>(bytes);
     item_as::<Hamming>(bytes);
-    if let Ok(Some(slot)) = decode_mark(bytes) {
-        assert_eq!(slot.to_le_bytes()[..], *bytes);
+    if let Ok(slot) = decode_mark(bytes) {
+        assert_eq!(encode_mark(slot), bytes);
     }
 }
 

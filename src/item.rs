@@ -134,6 +134,11 @@ fn decode_slot(bytes: &[u8]) -> Result<u32, ItemError> {
     Ok(u32::from_le_bytes(bytes))
 }
 
+/// The change mark of an item the last build held in `slot`, if any.
+pub fn encode_mark(slot: Option<u32>) -> Vec<u8> {
+    slot.map_or_else(Vec::new, |slot| slot.to_le_bytes().to_vec())
+}
+
 /// Decodes a change mark: the slot the last build held the item in, if any.
 pub fn decode_mark(bytes: &[u8]) -> Result<Option<u32>, ItemError> {
     match bytes {

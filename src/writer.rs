@@ -10,7 +10,7 @@ use roaring::RoaringBitmap;
 
 use crate::build::Builder;
 use crate::error::Error;
-use crate::item::{ItemEntry, Leaf, encode_staged};
+use crate::item::{ItemEntry, Leaf, encode_mark, encode_staged};
 use crate::key::{Key, NodeMode};
 use crate::layout::{SlotTable, read_slot};
 use crate::metadata::{Header, Metadata};
@@ -121,11 +121,11 @@ impl<D: Distance> Writer<D> {
         if !store::is_built(self.db, wtxn, self.index)? || store::mark(self.db, wtxn, self.index, item)?.is_some() {
             return Ok(());
         }
-        let mark = match store::item::<D>(self.db, wtxn, self.index, item, self.dimensions)? {
-            Some(ItemEntry::Built(slot)) => slot.to_le_bytes().to_vec(),
-            _ => Vec::new(),
+        let slot = match store::item::<D>(self.db, wtxn, self.index, item, self.dimensions)? {
+            Some(ItemEntry::Built(slot)) => Some(slot),
+            _ => None,
         };
-        self.db.put(wtxn, &Key::updated(self.index, item), &mark)?;
+        self.db.put(wtxn, &Key::updated(self.index, item), &encode_mark(slot))?;
         Ok(())
     }
 

@@ -268,8 +268,8 @@ impl<'a, D: Distance> Builder<'a, D> {
         self.write(wtxn, output)
     }
 
-    /// Steps 1 to 3 of a build that grows every tree over every item, each
-    /// put in the slot of its rank.
+    /// Steps 1 to 3 of a build that grows every tree over every item, the
+    /// slots numbered in the order of the first tree's buckets.
     fn plan_fresh(&self, rtxn: &RoTxn, n_slots: Option<u32>, split_after: usize, seed: u64) -> Result<Output> {
         let writer = self.writer;
         let (db, index, dimensions) = (writer.db, writer.index, writer.dimensions);

@@ -1,6 +1,7 @@
 //! Which slot each item gets, and the slot chunks a build rewrites.
 //!
-//! A fresh build numbers the items' slots in id order. A later build keeps
+//! A fresh build numbers the items' slots in id order, then renames them in
+//! the order of the first tree's buckets (`SlotPlan::rename`). A later build keeps
 //! every slot whose item did not change, frees the slots of deleted and
 //! replaced items, and gives each new vector the smallest free slot, or a
 //! new one past the end: only the chunks of the slots it gives are
@@ -41,7 +42,6 @@ impl<'t, 'o, D: Distance> SlotPlan<'t, 'o, D> {
         let mut pool = (&built.free | &changes.removed).into_iter();
         let mut next = u64::from(built.n_slots);
         let mut assigned = Vec::with_capacity(changes.inserted.len());
-        let mut free = RoaringBitmap::new();
         for &(item, leaf) in &changes.inserted {
             let slot = match pool.next() {
                 Some(slot) => slot,
@@ -53,7 +53,7 @@ impl<'t, 'o, D: Distance> SlotPlan<'t, 'o, D> {
             };
             assigned.push((slot, item, leaf));
         }
-        free.extend(pool);
+        let free = pool.collect();
         assigned.sort_unstable_by_key(|&(slot, ..)| slot);
         let n_slots = u32::try_from(next).map_err(|_| Error::TooManyNodes)?;
         Ok(SlotPlan { index, old: Some(old), n_slots, free, assigned })

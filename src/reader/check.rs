@@ -93,8 +93,9 @@ impl<D: Distance> Reader<'_, D> {
     /// each tree holds every item of the build exactly once, in buckets of
     /// at most `split_after`. The slots: each holds a distinct item of the
     /// build, with a vector as the codec writes it and the code of that
-    /// vector; the directory and each built item's entry name its slot. The write layer: every staged item and every
-    /// change mark agrees with the build, and no stray entry remains.
+    /// vector; the directory and each built item's entry name its slot. The
+    /// write layer: every staged item and every change mark agrees with the
+    /// build, and no stray entry remains.
     pub fn check(&self, rtxn: &RoTxn) -> Result<()> {
         let metadata = &self.metadata;
         let slots = &self.layout.slots;

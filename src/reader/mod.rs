@@ -29,7 +29,7 @@ use crate::{Database, Distance, ItemId, Result};
 /// A built index, read inside the transaction it was opened with.
 ///
 /// Opening reads the header, the metadata and the change marks, and looks
-/// up every value of the read layer once (two prefix scans over a few
+/// up every value of the read layer once (three prefix scans over a few
 /// large values); queries then read the trees and the vectors in place,
 /// with no LMDB call per node or per candidate.
 ///
@@ -185,7 +185,12 @@ impl<'t, D: Distance> Reader<'t, D> {
         if !self.visible.contains(item) {
             return Ok(None);
         }
-        self.slot_of_rank(item, self.metadata.items.rank(item) - 1).map(Some)
+        let slot = self.slot_at_rank(self.metadata.items.rank(item) - 1)?;
+        if self.layout.slots.id(slot) != item {
+            let reason = format!("the directory puts item {item} in slot {slot}, which holds another");
+            return Err(Error::corrupted(Key::directory(self.index, 0), reason));
+        }
+        Ok(Some(slot))
     }
 
     /// The rank of `item`, a built item, quickly for many items.
@@ -202,17 +207,6 @@ impl<'t, D: Distance> Reader<'t, D> {
         let slot = self.layout.directory.slot(rank);
         if slot >= self.layout.slots.len() {
             let reason = format!("the directory puts the item of rank {rank} in slot {slot}, past the last");
-            return Err(Error::corrupted(Key::directory(self.index, 0), reason));
-        }
-        Ok(slot)
-    }
-
-    /// The slot of `item`, of rank `rank` among the built items.
-    #[inline]
-    pub(crate) fn slot_of_rank(&self, item: ItemId, rank: u64) -> Result<u32> {
-        let slot = self.layout.directory.slot(rank);
-        if slot >= self.layout.slots.len() || self.layout.slots.id(slot) != item {
-            let reason = format!("the directory puts item {item} in slot {slot}, which holds another");
             return Err(Error::corrupted(Key::directory(self.index, 0), reason));
         }
         Ok(slot)
