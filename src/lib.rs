@@ -97,6 +97,7 @@ mod item;
 mod kernels;
 mod key;
 mod layout;
+mod listing;
 mod metadata;
 mod progress;
 mod reader;
@@ -239,6 +240,7 @@ pub use heed;
 pub use kernels::implementation as kernel_implementation;
 #[doc(hidden)]
 pub use kernels::{Kernels, available as available_kernels};
+pub use listing::{IndexInfo, indexes};
 pub use progress::{MainStep, SubStep, WriterProgress};
 pub use reader::{
     DEFAULT_EXACT_BELOW_COUNT, DEFAULT_EXACT_BELOW_RATIO, DEFAULT_SEARCH_K_PER_RESULT, QueryBuilder, QueryStats,

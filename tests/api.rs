@@ -50,6 +50,56 @@ fn indexes_in_one_database_never_see_each_other() {
 }
 
 #[test]
+fn indexes_lists_every_index_whatever_its_distance() {
+    let test = TestEnv::new(64 * MIB);
+    let db = test.database::<Euclidean>();
+    assert_eq!(spinney::indexes(&test.env.read_txn().unwrap(), db).unwrap(), []);
+    let first = data::clustered(300, 5, 8, 1);
+    let last = data::clustered(200, 5, 8, 2);
+    build_index(&test, db, 0, &first.base, Some(3), 5);
+    build_index(&test, db, u16::MAX, &last.base, Some(4), 6);
+    let mut wtxn = test.env.write_txn().unwrap();
+    let cosine = Writer::<Cosine>::new(db.remap_data_type(), 7, 16);
+    for id in 0..10 {
+        cosine.add_item(&mut wtxn, id, &[id as f32 + 1.0; 16]).unwrap();
+    }
+    let writer = Writer::<Euclidean>::new(db, u16::MAX, 8);
+    writer.del_item(&mut wtxn, 3).unwrap();
+    writer.del_item(&mut wtxn, 4).unwrap();
+    writer.add_item(&mut wtxn, 4, &[0.5; 8]).unwrap();
+    wtxn.commit().unwrap();
+
+    let rtxn = test.env.read_txn().unwrap();
+    let listed = spinney::indexes(&rtxn, db).unwrap();
+    let summary: Vec<_> = listed
+        .iter()
+        .map(|info| {
+            let distance = info.distance.as_deref();
+            (info.index, info.format_version, distance, info.dimensions, info.n_items, info.built, info.n_trees)
+        })
+        .collect();
+    let version = Some(spinney::FORMAT_VERSION);
+    assert_eq!(
+        summary,
+        [
+            (0, version, Some("euclidean"), Some(8), 300, true, 3),
+            (7, version, Some("cosine"), Some(16), 10, false, 0),
+            (u16::MAX, version, Some("euclidean"), Some(8), 199, true, 4),
+        ]
+    );
+    let pending: Vec<u64> = listed.iter().map(|info| info.pending_changes).collect();
+    assert_eq!(pending, [0, 10, 2]);
+    drop(rtxn);
+
+    // A key spinney never writes (arroy's have eight bytes) is refused.
+    let mut wtxn = test.env.write_txn().unwrap();
+    let raw = db.remap_types::<spinney::heed::types::Bytes, spinney::heed::types::Bytes>();
+    raw.put(&mut wtxn, &[0, 9, 3, 0, 0, 0, 1, 0], b"not spinney's").unwrap();
+    let refused = spinney::indexes(&wtxn, db).unwrap_err();
+    assert!(refused.to_string().contains("the next key is not spinney's"), "{refused}");
+}
+
+#[test]
 fn extreme_ids_round_trip() {
     let test = TestEnv::new(16 * MIB);
     let db = test.database::<Cosine>();
