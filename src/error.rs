@@ -117,6 +117,18 @@ pub enum Error {
         to: &'static str,
     },
 
+    /// [`Writer::import_arroy`](crate::Writer::import_arroy) found no arroy
+    /// 0.9 index, or entries it cannot read; abort the transaction.
+    #[error(
+        "index {index} of that database is not an arroy 0.9 index: {reason}; pass the database and index arroy wrote"
+    )]
+    NotArroy {
+        /// The arroy index asked for.
+        index: u16,
+        /// What was found instead.
+        reason: String,
+    },
+
     /// The LMDB map is full.
     #[error("the LMDB map is full; abort this transaction and reopen the environment with a larger map_size")]
     MapFull,

@@ -87,6 +87,7 @@
 #[cfg(target_endian = "big")]
 compile_error!("spinney reads little-endian vectors in place and only builds for little-endian targets");
 
+mod arroy;
 mod bits;
 mod build;
 mod codes;

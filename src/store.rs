@@ -137,9 +137,12 @@ pub(crate) fn last_id(db: RawDatabase, rtxn: &RoTxn, index: u16, mode: NodeMode)
 
 /// Whether `key` would be the last key of the database: LMDB then appends
 /// it without a search and fills its pages.
+///
+/// Compares bytes, so that keys spinney does not write (an arroy index
+/// being migrated, say) are no error.
 pub(crate) fn is_past_the_end(db: RawDatabase, rtxn: &RoTxn, key: Key) -> Result<bool> {
-    let last = db.remap_data_type::<heed::types::DecodeIgnore>().last(rtxn)?;
-    Ok(last.is_none_or(|(last, ())| last < key))
+    let last = db.remap_types::<Bytes, heed::types::DecodeIgnore>().last(rtxn)?;
+    Ok(last.is_none_or(|(last, ())| last < &key.to_bytes()[..]))
 }
 
 /// Whether `index` has any entry of kind `mode`.
