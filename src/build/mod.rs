@@ -167,6 +167,19 @@ impl<'a, D: Distance> Builder<'a, D> {
     /// The seed of the build, instead of the draw [`Writer::builder`] made:
     /// the same seed over the same items gives the same bytes, whatever the
     /// number of threads.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use rand::SeedableRng;
+    /// # fn build(env: &spinney::heed::Env, writer: &spinney::Writer<spinney::distances::Cosine>) -> spinney::Result<()> {
+    /// # let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+    /// let mut wtxn = env.write_txn()?;
+    /// // The same seed gives the same trees, byte for byte.
+    /// writer.builder(&mut rng).seed(42).build(&mut wtxn)?;
+    /// wtxn.commit()?;
+    /// # Ok(()) }
+    /// ```
     pub fn seed(&mut self, seed: u64) -> &mut Self {
         self.seed = seed;
         self
@@ -175,6 +188,19 @@ impl<'a, D: Distance> Builder<'a, D> {
     /// The number of trees. More trees give better recall for the same
     /// search effort, and cost build time and disk. Unset, the count comes
     /// from [`default_n_trees`]. Values are clamped to `1..=MAX_TREES`.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use rand::SeedableRng;
+    /// # fn build(env: &spinney::heed::Env, writer: &spinney::Writer<spinney::distances::Cosine>) -> spinney::Result<()> {
+    /// # let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+    /// let mut wtxn = env.write_txn()?;
+    /// // More trees than the default: better recall at the same search_k.
+    /// writer.builder(&mut rng).n_trees(64).build(&mut wtxn)?;
+    /// wtxn.commit()?;
+    /// # Ok(()) }
+    /// ```
     pub fn n_trees(&mut self, n_trees: usize) -> &mut Self {
         self.n_trees = Some(n_trees.clamp(1, MAX_TREES));
         self
@@ -183,6 +209,18 @@ impl<'a, D: Distance> Builder<'a, D> {
     /// The largest bucket: a node with more items is split. Smaller buckets
     /// make deeper trees, with more split nodes on disk. Unset, it is
     /// [`default_split_after`]. Zero counts as one.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use rand::SeedableRng;
+    /// # fn build(env: &spinney::heed::Env, writer: &spinney::Writer<spinney::distances::Cosine>) -> spinney::Result<()> {
+    /// # let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+    /// let mut wtxn = env.write_txn()?;
+    /// writer.builder(&mut rng).split_after(64).build(&mut wtxn)?;
+    /// wtxn.commit()?;
+    /// # Ok(()) }
+    /// ```
     pub fn split_after(&mut self, split_after: usize) -> &mut Self {
         self.split_after = Some(split_after.max(1));
         self
@@ -196,6 +234,19 @@ impl<'a, D: Distance> Builder<'a, D> {
     /// counted. Unset, the bound is the size of the vectors (at least
     /// 64 MiB): all the trees form one batch at 768 `f32` dimensions, about
     /// 50 at 128.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use rand::SeedableRng;
+    /// # fn build(env: &spinney::heed::Env, writer: &spinney::Writer<spinney::distances::Cosine>) -> spinney::Result<()> {
+    /// # let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+    /// let mut wtxn = env.write_txn()?;
+    /// // Grow the trees within 512 MiB of scratch.
+    /// writer.builder(&mut rng).available_memory(512 << 20).build(&mut wtxn)?;
+    /// wtxn.commit()?;
+    /// # Ok(()) }
+    /// ```
     pub fn available_memory(&mut self, bytes: usize) -> &mut Self {
         self.available_memory = Some(bytes);
         self
@@ -203,12 +254,48 @@ impl<'a, D: Distance> Builder<'a, D> {
 
     /// A callback polled often during the build; once it returns `true` the
     /// build stops with [`Error::BuildCancelled`].
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use rand::SeedableRng;
+    /// # fn build(env: &spinney::heed::Env, writer: &spinney::Writer<spinney::distances::Cosine>) -> spinney::Result<()> {
+    /// # let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+    /// let mut wtxn = env.write_txn()?;
+    /// use std::sync::atomic::{AtomicBool, Ordering};
+    /// let stop = AtomicBool::new(false); // set by another thread
+    /// match writer.builder(&mut rng).cancel(|| stop.load(Ordering::Relaxed)).build(&mut wtxn) {
+    ///     // Abort: the index stays as it was committed.
+    ///     Err(spinney::Error::BuildCancelled) => return Ok(wtxn.abort()),
+    ///     other => other?,
+    /// }
+    /// wtxn.commit()?;
+    /// # Ok(()) }
+    /// ```
     pub fn cancel(&mut self, cancel: impl Fn() -> bool + Sync + Send + 'a) -> &mut Self {
         self.cancel = Box::new(cancel);
         self
     }
 
     /// A callback told of each step of the build, and of progress inside it.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use rand::SeedableRng;
+    /// # fn build(env: &spinney::heed::Env, writer: &spinney::Writer<spinney::distances::Cosine>) -> spinney::Result<()> {
+    /// # let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+    /// let mut wtxn = env.write_txn()?;
+    /// writer
+    ///     .builder(&mut rng)
+    ///     .progress(|progress| match progress.sub {
+    ///         Some(sub) => eprintln!("{:?}: {}/{} {}", progress.main, sub.done, sub.total, sub.unit),
+    ///         None => eprintln!("{:?}", progress.main),
+    ///     })
+    ///     .build(&mut wtxn)?;
+    /// wtxn.commit()?;
+    /// # Ok(()) }
+    /// ```
     pub fn progress(&mut self, progress: impl Fn(WriterProgress) + Sync + Send + 'a) -> &mut Self {
         self.progress = Box::new(progress);
         self
@@ -240,6 +327,18 @@ impl<'a, D: Distance> Builder<'a, D> {
     /// every staged item is much slower: a million 128-dimension vectors
     /// loaded and built in one transaction took 233 s to build, 17 s when
     /// the items were committed first. Commit large loads before building.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use rand::SeedableRng;
+    /// # fn build(env: &spinney::heed::Env, writer: &spinney::Writer<spinney::distances::Cosine>) -> spinney::Result<()> {
+    /// # let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+    /// let mut wtxn = env.write_txn()?;
+    /// writer.builder(&mut rng).build(&mut wtxn)?;
+    /// wtxn.commit()?;
+    /// # Ok(()) }
+    /// ```
     pub fn build(&mut self, wtxn: &mut RwTxn) -> Result<()> {
         catch_panics(|| self.build_unguarded(wtxn))
     }

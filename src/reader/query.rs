@@ -324,6 +324,16 @@ impl<'r, 't, D: Distance> QueryBuilder<'r, 't, D> {
     /// Indexes without codes (the distances over bits, and fewer than
     /// [`crate::MIN_CODE_DIMENSIONS`] dimensions) score every candidate
     /// exactly, and this does nothing.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # fn search(rtxn: &spinney::heed::RoTxn, reader: &spinney::Reader<spinney::distances::Cosine>, query: &[f32]) -> spinney::Result<()> {
+    /// use std::num::NonZeroUsize;
+    /// // At most 40 exact distances per query, whatever the bound says.
+    /// let nearest = reader.nns(10).rerank(NonZeroUsize::new(40).unwrap()).by_vector(rtxn, query)?;
+    /// # Ok(()) }
+    /// ```
     pub fn rerank(&mut self, rerank: NonZeroUsize) -> &mut Self {
         self.rerank = Some(rerank);
         self
@@ -339,6 +349,16 @@ impl<'r, 't, D: Distance> QueryBuilder<'r, 't, D> {
     /// trees (measured on 10k to 100k items of 128 and 384 dimensions). With
     /// `search_k` and `rerank` at least the number of items, the answer is
     /// exact.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # fn search(rtxn: &spinney::heed::RoTxn, reader: &spinney::Reader<spinney::distances::Cosine>, query: &[f32]) -> spinney::Result<()> {
+    /// use std::num::NonZeroUsize;
+    /// // Fewer candidates than the default: faster, lower recall.
+    /// let nearest = reader.nns(10).search_k(NonZeroUsize::new(2_000).unwrap()).by_vector(rtxn, query)?;
+    /// # Ok(()) }
+    /// ```
     pub fn search_k(&mut self, search_k: NonZeroUsize) -> &mut Self {
         self.search_k = Some(search_k);
         self
@@ -348,6 +368,16 @@ impl<'r, 't, D: Distance> QueryBuilder<'r, 't, D> {
     /// is set. Defaults to [`Distance::DEFAULT_OVERSAMPLING`]: 1 for the
     /// `f32` distances, 4 for the distances over bits, which compare
     /// candidates faster.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # fn search(rtxn: &spinney::heed::RoTxn, reader: &spinney::Reader<spinney::distances::Cosine>, query: &[f32]) -> spinney::Result<()> {
+    /// use std::num::NonZeroUsize;
+    /// // Twice the default search_k.
+    /// let nearest = reader.nns(10).oversampling(NonZeroUsize::new(2).unwrap()).by_vector(rtxn, query)?;
+    /// # Ok(()) }
+    /// ```
     pub fn oversampling(&mut self, oversampling: NonZeroUsize) -> &mut Self {
         self.oversampling = oversampling;
         self
@@ -383,6 +413,17 @@ impl<'r, 't, D: Distance> QueryBuilder<'r, 't, D> {
     /// trees, when it keeps at most `count` items, or at most `ratio` of
     /// the index. Defaults: [`DEFAULT_EXACT_BELOW_COUNT`] and
     /// [`DEFAULT_EXACT_BELOW_RATIO`].
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # fn search(rtxn: &spinney::heed::RoTxn, reader: &spinney::Reader<spinney::distances::Cosine>, query: &[f32]) -> spinney::Result<()> {
+    /// use roaring::RoaringBitmap;
+    /// let few: RoaringBitmap = (0..5_000).collect();
+    /// // Score every item of filters keeping up to 10,000 items, or 5% of the index.
+    /// let nearest = reader.nns(10).candidates(&few).exact_below(10_000, 0.05).by_vector(rtxn, query)?;
+    /// # Ok(()) }
+    /// ```
     pub fn exact_below(&mut self, count: u64, ratio: f64) -> &mut Self {
         self.exact_below_count = count;
         self.exact_below_ratio = ratio;
@@ -395,11 +436,33 @@ impl<'r, 't, D: Distance> QueryBuilder<'r, 't, D> {
     /// `rtxn` is the transaction the reader was opened with, as in arroy:
     /// a query reads nothing through it, since [`Reader::open`] looked up
     /// every value the query reads.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # fn search(rtxn: &spinney::heed::RoTxn, reader: &spinney::Reader<spinney::distances::Cosine>, query: &[f32]) -> spinney::Result<()> {
+    /// let nearest = reader.nns(10).by_vector(rtxn, query)?;
+    /// for (id, distance) in nearest {
+    ///     println!("{id}: {distance}");
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub fn by_vector(&self, rtxn: &RoTxn, vector: &[f32]) -> Result<Vec<(ItemId, f32)>> {
         SEARCHER.with_borrow_mut(|searcher| self.by_vector_with(rtxn, vector, searcher))
     }
 
     /// [`QueryBuilder::by_vector`] with the caller's [`Searcher`].
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # fn search(rtxn: &spinney::heed::RoTxn, reader: &spinney::Reader<spinney::distances::Cosine>, query: &[f32]) -> spinney::Result<()> {
+    /// // One searcher per thread, reused: its scratch and its statistics.
+    /// let mut searcher = spinney::Searcher::new();
+    /// let nearest = reader.nns(10).by_vector_with(rtxn, query, &mut searcher)?;
+    /// println!("{:?}", searcher.stats());
+    /// # Ok(()) }
+    /// ```
     pub fn by_vector_with(&self, _rtxn: &RoTxn, vector: &[f32], searcher: &mut Searcher) -> Result<Vec<(ItemId, f32)>> {
         check_query(vector, self.reader.dimensions)?;
         self.search(&D::query(vector), searcher)
@@ -407,6 +470,17 @@ impl<'r, 't, D: Distance> QueryBuilder<'r, 't, D> {
 
     /// The `count` nearest items to the vector of `item` (itself included),
     /// or `None` when `item` is not in the index.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # fn search(rtxn: &spinney::heed::RoTxn, reader: &spinney::Reader<spinney::distances::Cosine>, query: &[f32]) -> spinney::Result<()> {
+    /// // The items most like item 42 (42 first), if it exists.
+    /// if let Some(similar) = reader.nns(10).by_item(rtxn, 42)? {
+    ///     println!("{similar:?}");
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub fn by_item(&self, _rtxn: &RoTxn, item: ItemId) -> Result<Option<Vec<(ItemId, f32)>>> {
         let Some(leaf) = self.reader.leaf(item)? else { return Ok(None) };
         let query = D::item_query(&leaf, self.reader.dimensions);
