@@ -257,17 +257,27 @@ impl Iterator for JsonRows {
     type Item = Outcome<Row>;
 
     fn next(&mut self) -> Option<Outcome<Row>> {
-        loop {
-            let line = match self.lines.next()? {
-                Ok(line) => line,
-                Err(e) => return Some(Err(Failure::file(&self.source.path, e))),
-            };
-            let number = self.line;
-            self.line += 1;
-            if line.trim().is_empty() {
-                continue;
-            }
-            return Some(self.parse(&line, number));
+        let line = next_line(&mut self.lines, &mut self.line, &self.source.path)?;
+        Some(line.and_then(|(text, number)| self.parse(&text, number)))
+    }
+}
+
+/// The next line that is not blank, and its number from 0 (`line` counts
+/// the lines read).
+fn next_line(
+    lines: &mut std::io::Lines<BufReader<File>>,
+    line: &mut u32,
+    path: &Path,
+) -> Option<Outcome<(String, u32)>> {
+    loop {
+        let text = match lines.next()? {
+            Ok(text) => text,
+            Err(e) => return Some(Err(Failure::file(path, e))),
+        };
+        let number = *line;
+        *line += 1;
+        if !text.trim().is_empty() {
+            return Some(Ok((text, number)));
         }
     }
 }
@@ -378,17 +388,8 @@ impl Iterator for CsvRows {
     type Item = Outcome<Row>;
 
     fn next(&mut self) -> Option<Outcome<Row>> {
-        loop {
-            let line = match self.lines.next()? {
-                Ok(line) => line,
-                Err(e) => return Some(Err(Failure::file(&self.source.path, e))),
-            };
-            let number = self.line;
-            self.line += 1;
-            if !line.trim().is_empty() {
-                return Some(self.parse(&line, number));
-            }
-        }
+        let line = next_line(&mut self.lines, &mut self.line, &self.source.path)?;
+        Some(line.and_then(|(text, number)| self.parse(&text, number)))
     }
 }
 

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use spinney::heed::types::Bytes;
-use spinney::heed::{CommitOrAbort, EnvOpenOptions};
+use spinney::heed::{CommitOrAbort, Env, EnvOpenOptions};
 use spinney::{Database, Reader};
 use tempfile::TempDir;
 
@@ -83,17 +83,24 @@ fn json_array(vector: &[f32]) -> String {
     format!("[{}]", vector.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(","))
 }
 
-/// The vectors index `index` of the database at `path` holds, by id.
-fn stored(path: &Path, index: u16) -> Vec<(u32, Vec<f32>)> {
-    // SAFETY: the spinney process that wrote the environment has exited.
+/// The environment at `path` and its unnamed database, once the spinney
+/// processes that wrote it have exited.
+fn open<KC: 'static, DC: 'static>(path: &Path) -> (Env, spinney::heed::Database<'static, KC, DC>) {
+    // SAFETY: the spinney processes that wrote the environment have exited.
     let env = unsafe { EnvOpenOptions::new().map_size(1 << 30).open(path).unwrap() };
-    let db: Database<'static, spinney::distances::Euclidean> = env
+    let db = env
         .open_databases_and_commit(env.read_txn().unwrap(), |opener, rtxn| {
             opener.open_database(rtxn, None).map(CommitOrAbort::<_, ()>::Commit)
         })
         .unwrap()
         .unwrap_commit()
         .unwrap();
+    (env, db)
+}
+
+/// The vectors index `index` of the database at `path` holds, by id.
+fn stored(path: &Path, index: u16) -> Vec<(u32, Vec<f32>)> {
+    let (env, db): (_, Database<'static, spinney::distances::Euclidean>) = open(path);
     let rtxn = env.read_txn().unwrap();
     let info = spinney::indexes(&rtxn, db).unwrap().into_iter().find(|info| info.index == index).unwrap();
     let writer = spinney::Writer::new(db, index, info.dimensions.unwrap());
@@ -313,15 +320,7 @@ fn check_fails_with_exit_code_3_on_a_damaged_index() {
     ok(&["import", &db, &files.arg("base.fvecs"), "--metric", "euclidean"]);
     ok(&["build", &db]);
     {
-        // SAFETY: the spinney processes have exited.
-        let env = unsafe { EnvOpenOptions::new().open(files.path("db")).unwrap() };
-        let db: spinney::heed::Database<Bytes, Bytes> = env
-            .open_databases_and_commit(env.read_txn().unwrap(), |opener, rtxn| {
-                opener.open_database(rtxn, None).map(CommitOrAbort::<_, ()>::Commit)
-            })
-            .unwrap()
-            .unwrap_commit()
-            .unwrap();
+        let (env, db): (_, spinney::heed::Database<Bytes, Bytes>) = open(&files.path("db"));
         let mut wtxn = env.write_txn().unwrap();
         // The first slot chunk of index 0 starts with its slots' ids.
         let key = [0, 0, 3, 0, 0, 0, 0];
@@ -392,15 +391,7 @@ fn a_built_index_answers_like_the_library() {
     let printed: Vec<u64> =
         printed[0]["neighbours"].as_array().unwrap().iter().map(|n| n["id"].as_u64().unwrap()).collect();
 
-    // SAFETY: the spinney processes have exited.
-    let env = unsafe { EnvOpenOptions::new().open(files.path("db")).unwrap() };
-    let db: Database<'static, spinney::distances::Manhattan> = env
-        .open_databases_and_commit(env.read_txn().unwrap(), |opener, rtxn| {
-            opener.open_database(rtxn, None).map(CommitOrAbort::<_, ()>::Commit)
-        })
-        .unwrap()
-        .unwrap_commit()
-        .unwrap();
+    let (env, db): (_, Database<'static, spinney::distances::Manhattan>) = open(&files.path("db"));
     let rtxn = env.read_txn().unwrap();
     let reader = Reader::open(&rtxn, 0, db).unwrap();
     let expected: Vec<u64> =
