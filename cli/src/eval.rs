@@ -28,8 +28,8 @@ pub struct EvalArgs {
     #[arg(long)]
     pub truth: Option<PathBuf>,
     /// Neighbours per query: recall@k.
-    #[arg(short = 'k', long, default_value_t = 10)]
-    pub count: usize,
+    #[arg(short = 'k', long, default_value = "10")]
+    pub count: NonZeroUsize,
     /// The search_k values to sweep, comma separated [default: from k x 10
     /// up to every item, by factors of about 3].
     #[arg(long, value_delimiter = ',')]
@@ -61,7 +61,7 @@ fn eval<D: Distance>(args: &EvalArgs) -> Outcome {
     if queries.is_empty() {
         return Err(Failure::file(&args.queries, "no queries in the file"));
     }
-    let k = args.count;
+    let k = args.count.get();
     let reranks = args
         .rerank
         .iter()

@@ -30,8 +30,8 @@ pub struct QueryArgs {
     #[arg(long)]
     pub file: Option<PathBuf>,
     /// How many neighbours.
-    #[arg(short = 'k', long, default_value_t = 10)]
-    pub count: usize,
+    #[arg(short = 'k', long, default_value = "10")]
+    pub count: NonZeroUsize,
     /// How many candidates to gather from the trees (see QueryBuilder::search_k).
     #[arg(long)]
     pub search_k: Option<NonZeroUsize>,
@@ -65,7 +65,7 @@ fn query<D: Distance>(args: &QueryArgs) -> Outcome {
     let filter = args.filter.as_deref().map(vectors::read_ids).transpose()?;
     let questions = questions(args)?;
 
-    let mut builder = reader.nns(args.count);
+    let mut builder = reader.nns(args.count.get());
     configure(&mut builder, args.search_k, args.rerank, filter.as_ref());
     let mut answers = Vec::with_capacity(questions.len());
     for question in &questions {

@@ -279,6 +279,8 @@ fn mistakes_get_one_line_saying_what_to_do() {
     fails(&["query", &db, "--vector", "[1, 2]"], 1, "the vector has 2 dimensions but the index has 8");
     fails(&["query", &db, "--vector", "[1, 2"], 1, "--vector is not JSON");
     fails(&["query", &db, "--id", "999"], 1, "item 999 is not in index 0");
+    let zero = spinney(&["query", &db, "--id", "1", "-k", "0"]);
+    assert_eq!(zero.status.code(), Some(2), "clap refuses -k 0");
     fails(&["query", &db, "--index", "7", "--id", "1"], 1, "there is no index 7; `spinney ls");
     fails(&["stats", &db, "--database", "other"], 1, "no database named \"other\"");
     let mut small = vec!["import", "--map-size", "64KiB", &db, "--index", "2", "--metric", "cosine"];
