@@ -37,6 +37,11 @@ fn arroy_key(index: u16, mode: u8, id: u32) -> Key {
     [i0, i1, mode, a, b, c, d, 0]
 }
 
+/// The item id of an arroy key.
+fn item_id(key: &Key) -> ItemId {
+    u32::from_be_bytes([key[3], key[4], key[5], key[6]])
+}
+
 /// How arroy stores the items of a distance: its name, the size of an
 /// item's header, and whether vectors are bits.
 struct ArroyDistance {
@@ -83,10 +88,12 @@ impl<D: Distance> Writer<D> {
     /// The arroy index must have this writer's distance (arroy's
     /// `BinaryQuantized*` distances map to spinney's; arroy has no
     /// Hamming) and dimensions: [`Error::DistanceMismatch`],
-    /// [`Error::IndexDimensionMismatch`]; these are found before anything
-    /// is written. Anything else than an arroy 0.9 index is
-    /// [`Error::NotArroy`]. On any error, abort the transaction: both
-    /// indexes stay as they were.
+    /// [`Error::IndexDimensionMismatch`], and so must this index's, if it
+    /// exists; these are found before anything is written. Anything else
+    /// than an arroy 0.9 index is [`Error::NotArroy`], as is a target
+    /// index number that holds arroy entries of another index (migrate
+    /// each arroy index in place, into its own number, first). On any
+    /// error, abort the transaction: both indexes stay as they were.
     ///
     /// # Examples
     ///
@@ -114,6 +121,23 @@ impl<D: Distance> Writer<D> {
         let distance =
             arroy_distance(D::NAME).ok_or_else(|| not_arroy(format!("arroy 0.9 has no {} distance", D::NAME)))?;
         let arroy = arroy_db.remap_types::<Bytes, Bytes>();
+        // This index's own header, if any, must agree with the writer.
+        self.header(wtxn)?;
+        // arroy keys under this index number of this writer's database
+        // would break spinney's scans: only those this import deletes (the
+        // same index, in place) may be there.
+        if arroy_index != self.index() {
+            let target = self.db.remap_types::<Bytes, Bytes>();
+            for mode in METADATA..=ITEM {
+                if !next_batch(target, wtxn, self.index(), mode, None, 1)?.is_empty() {
+                    return Err(not_arroy(format!(
+                        "index {} of this writer's database holds arroy entries of its own; migrate arroy's index {} first, in place",
+                        self.index(),
+                        self.index()
+                    )));
+                }
+            }
+        }
 
         let dimensions = match arroy.get(wtxn, &arroy_key(arroy_index, METADATA, 0))? {
             Some(bytes) => {
@@ -136,6 +160,19 @@ impl<D: Distance> Writer<D> {
         }
         let vector_len = if distance.bits { dimensions.div_ceil(64) * 8 } else { dimensions * 4 };
         let value_len = 1 + distance.header + vector_len;
+        let wrong_size = |id: ItemId, len: usize| {
+            not_arroy(format!(
+                "item {id} holds {len} bytes, not the {value_len} of a {dimensions}-dimension {} item",
+                distance.name
+            ))
+        };
+        // Without metadata, the first item's size tells its dimensions:
+        // checked before anything is deleted.
+        if let Some((key, bytes)) = next_batch(arroy, wtxn, arroy_index, ITEM, None, 1)?.first() {
+            if bytes.len() != value_len {
+                return Err(wrong_size(item_id(key), bytes.len()));
+            }
+        }
 
         // The trees, the change marks and the metadata: a build recomputes
         // everything they hold.
@@ -157,13 +194,9 @@ impl<D: Distance> Writer<D> {
             let Some((last, _)) = batch.last() else { return Ok(moved) };
             after = Some(*last);
             for (key, bytes) in &batch {
-                let id: ItemId = u32::from_be_bytes([key[3], key[4], key[5], key[6]]);
+                let id = item_id(key);
                 if bytes.len() != value_len || bytes[0] != LEAF_TAG {
-                    return Err(not_arroy(format!(
-                        "item {id} holds {} bytes, not the {value_len} of a {dimensions}-dimension {} item",
-                        bytes.len(),
-                        distance.name
-                    )));
+                    return Err(wrong_size(id, bytes.len()));
                 }
                 let stored = &bytes[1 + distance.header..];
                 let vector: Vec<f32> = match distance.bits {

@@ -19,8 +19,7 @@ pub struct IndexInfo {
     /// The index.
     pub index: u16,
     /// The format version of its header; `None` when the index has entries
-    /// but no header, which spinney never writes: the entries are not
-    /// spinney's (an arroy index, say), or the header was lost.
+    /// but no header, which spinney never writes: the header was lost.
     pub format_version: Option<u32>,
     /// Its dimensions, when its header is in the current format.
     pub dimensions: Option<usize>,

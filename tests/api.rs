@@ -100,6 +100,20 @@ fn indexes_lists_every_index_whatever_its_distance() {
 }
 
 #[test]
+fn a_count_beyond_the_items_returns_them_all() {
+    let test = TestEnv::new(64 * MIB);
+    let db = test.database::<Cosine>();
+    let data = data::clustered(200, 1, 128, 4);
+    build_index(&test, db, 0, &data.base, Some(2), 9);
+    let rtxn = test.env.read_txn().unwrap();
+    let reader = Reader::<Cosine>::open(&rtxn, 0, db).unwrap();
+    // usize::MAX once overflowed sizing the query's scratch.
+    for count in [201, 1 << 40, usize::MAX] {
+        assert_eq!(reader.nns(count).by_vector(&rtxn, data.queries.get(0)).unwrap().len(), 200);
+    }
+}
+
+#[test]
 fn extreme_ids_round_trip() {
     let test = TestEnv::new(16 * MIB);
     let db = test.database::<Cosine>();

@@ -58,6 +58,20 @@ fn write_arroy<D: arroy::Distance>(
     wtxn.commit().unwrap();
 }
 
+/// Adds `vectors` to arroy index `index` in `wtxn`, without building.
+fn write_arroy_in(
+    wtxn: &mut RwTxn,
+    db: spinney::heed::Database<'static, Bytes, Bytes>,
+    index: u16,
+    vectors: &[Vec<f32>],
+) {
+    let db: arroy::Database<arroy_distances::Euclidean> = db.remap_types();
+    let writer = arroy::Writer::new(db, index, vectors[0].len());
+    for (i, vector) in vectors.iter().enumerate() {
+        writer.add_item(wtxn, id(i), vector).unwrap();
+    }
+}
+
 fn id(i: usize) -> u32 {
     10 + 3 * i as u32
 }
@@ -231,6 +245,17 @@ fn what_is_not_an_arroy_index_of_the_writers_kind_is_refused() {
     assert!(message.contains("built with 8 dimensions but the writer has 9"), "{message}");
     let message = refused(Writer::<Hamming>::new(db.remap_types(), 6, 8).import_arroy(&mut wtxn, db, 0));
     assert!(message.contains("arroy 0.9 has no hamming distance"), "{message}");
+    // A spinney index of that number with another distance, or dimensions.
+    let message = refused(Writer::<Cosine>::new(db.remap_types(), 5, 8).import_arroy(&mut wtxn, db, 0));
+    assert!(message.contains("index 5 was built with the euclidean distance, not cosine"), "{message}");
+    // A target index number holding another arroy index.
+    write_arroy_in(&mut wtxn, db, 7, &data[..3]);
+    let message = refused(into(7).import_arroy(&mut wtxn, db, 0));
+    assert!(message.contains("index 7 of this writer's database holds arroy entries of its own"), "{message}");
+    // Items whose size says other dimensions, in an index arroy never built.
+    write_arroy_in(&mut wtxn, db, 8, &vectors(3, 9, 1));
+    let message = refused(into(8).import_arroy(&mut wtxn, db, 8));
+    assert!(message.contains("item 10 holds 41 bytes, not the 37 of a 8-dimension euclidean item"), "{message}");
     // The refusals wrote nothing: both indexes are as they were.
     wtxn.commit().unwrap();
     let rtxn = env.read_txn().unwrap();

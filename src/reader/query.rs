@@ -298,7 +298,9 @@ impl<'r, 't, D: Distance> QueryBuilder<'r, 't, D> {
     pub(crate) fn new(reader: &'r Reader<'t, D>, count: usize) -> QueryBuilder<'r, 't, D> {
         QueryBuilder {
             reader,
-            count,
+            // No answer holds more items than the build has slots; a larger
+            // count would only size the scratch for nothing (or overflow).
+            count: count.min(reader.metadata.n_slots as usize),
             search_k: None,
             oversampling: NonZeroUsize::new(D::DEFAULT_OVERSAMPLING).unwrap_or(NonZeroUsize::MIN),
             candidates: None,
