@@ -72,6 +72,25 @@ pub fn indexes(args: &DatabaseArgs) -> Outcome<Vec<IndexInfo>> {
     spinney::indexes(&rtxn, opened.db).map_err(|error| not_spinney(&args.path, error))
 }
 
+/// The indexes of the database, none when it does not exist yet (no
+/// environment, or no database of that name in it).
+pub fn existing_indexes(args: &DatabaseArgs) -> Outcome<Vec<IndexInfo>> {
+    if !args.path.join("data.mdb").is_file() {
+        return Ok(Vec::new());
+    }
+    let opened = open::<spinney::distances::Euclidean>(&DatabaseArgs { database: None, ..args.clone() }, false)?;
+    let named = opened.env.open_databases_and_commit(opened.env.read_txn()?, |opener, rtxn| {
+        opener
+            .open_database::<spinney::heed::types::Bytes, spinney::heed::types::Bytes>(rtxn, args.database.as_deref())
+            .map(CommitOrAbort::<_, ()>::Commit)
+    })?;
+    drop(opened);
+    match named.unwrap_commit() {
+        Some(_) => indexes(args),
+        None => Ok(Vec::new()),
+    }
+}
+
 /// What [`indexes`] says of a database holding keys spinney does not write.
 fn not_spinney(path: &Path, error: spinney::Error) -> Failure {
     match error {

@@ -48,10 +48,8 @@ pub fn run(args: &ImportArgs) -> Outcome {
         Some(Err(_)) => return Err(rows.next().and_then(Result::err).expect("peeked an error")),
         None => return Err(Failure::file(&args.file, "no vectors in the file")),
     };
-    let existing = match args.target.db.path.join("data.mdb").is_file() {
-        true => database::indexes(&args.target.db)?.into_iter().find(|info| info.index == args.target.index),
-        false => None,
-    };
+    let existing =
+        database::existing_indexes(&args.target.db)?.into_iter().find(|info| info.index == args.target.index);
     let metric = match (&args.metric, existing.as_ref().and_then(|info| info.distance.clone())) {
         (Some(metric), _) => metric.clone(),
         (None, Some(existing)) => existing,

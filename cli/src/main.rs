@@ -59,7 +59,7 @@ pub struct DatabaseArgs {
     /// The named LMDB database holding the indexes (the unnamed one by default).
     #[arg(long, value_name = "NAME")]
     pub database: Option<String>,
-    /// The largest size the database may grow to, e.g. 64GiB.
+    /// The largest size the database may grow to, e.g. 64GiB (rounded up to 64 KiB).
     #[arg(long, default_value = "64GiB", value_parser = parse_bytes)]
     pub map_size: usize,
 }
@@ -123,7 +123,8 @@ fn parse_bytes(text: &str) -> Result<usize, String> {
         "tib" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
         _ => return Err(format!("unknown unit `{unit}` in `{text}`: use B, KiB, MiB, GiB, TiB, KB, MB, GB or TB")),
     };
-    Ok((number * scale) as usize)
+    // LMDB takes map sizes in whole pages: round up to 64 KiB.
+    Ok(((number * scale) as usize).div_ceil(1 << 16) << 16)
 }
 
 fn main() -> ExitCode {
@@ -152,10 +153,11 @@ mod tests {
 
     #[test]
     fn sizes_read_with_their_units() {
-        assert_eq!(parse_bytes("1000"), Ok(1000));
+        assert_eq!(parse_bytes("1000"), Ok(1 << 16));
         assert_eq!(parse_bytes("2GiB"), Ok(2 << 30));
         assert_eq!(parse_bytes("512 MiB"), Ok(512 << 20));
-        assert_eq!(parse_bytes("1.5kb"), Ok(1500));
+        assert_eq!(parse_bytes("1.5kb"), Ok(1 << 16));
+        assert_eq!(parse_bytes("2GB"), Ok(2_000_027_648));
         assert!(parse_bytes("lots").is_err());
         assert!(parse_bytes("3 parsecs").is_err());
     }

@@ -283,6 +283,11 @@ fn mistakes_get_one_line_saying_what_to_do() {
     assert_eq!(zero.status.code(), Some(2), "clap refuses -k 0");
     fails(&["query", &db, "--index", "7", "--id", "1"], 1, "there is no index 7; `spinney ls");
     fails(&["stats", &db, "--database", "other"], 1, "no database named \"other\"");
+    // A second named database is created in an existing environment.
+    let named = files.arg("named");
+    ok(&["import", &named, "--database", "first", &base, "--metric", "cosine"]);
+    ok(&["import", &named, "--database", "second", &base, "--metric", "euclidean"]);
+    assert!(ok(&["ls", &named, "--database", "second"]).contains("euclidean"));
     let mut small = vec!["import", "--map-size", "64KiB", &db, "--index", "2", "--metric", "cosine"];
     let big = files.path("big.fvecs");
     write_fvecs(&big, &vectors(2_000, 64));
