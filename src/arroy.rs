@@ -6,16 +6,20 @@
 //! An item's value is a tag byte 0, the distance's header (two `f32`s for
 //! the dot product, one otherwise) and the vector: `f32`s, or for the
 //! binary-quantized distances one bit per dimension (set for a value of
-//! positive sign), least significant first in `u64` words. The metadata
+//! positive sign), least significant first in `u64` words: the very
+//! encoding of spinney's own codecs, which read it. The metadata
 //! (mode 0, id 0) starts with the distance's name, a zero byte and the
 //! dimensions as a big-endian `u32`.
 
 use std::ops::Bound;
 
+use bytemuck::Zeroable;
 use heed::RwTxn;
 use heed::types::Bytes;
 
 use crate::error::Error;
+use crate::item::Leaf;
+use crate::vector::VectorCodec;
 use crate::writer::Writer;
 use crate::{Distance, ItemId, Result};
 
@@ -42,26 +46,25 @@ fn item_id(key: &Key) -> ItemId {
     u32::from_be_bytes([key[3], key[4], key[5], key[6]])
 }
 
-/// How arroy stores the items of a distance: its name, the size of an
-/// item's header, and whether vectors are bits.
+/// How arroy stores the items of a distance: its name, and the size of an
+/// item's header.
 struct ArroyDistance {
     name: &'static str,
     header: usize,
-    bits: bool,
 }
 
 fn arroy_distance(spinney_name: &str) -> Option<ArroyDistance> {
-    let (name, header, bits) = match spinney_name {
-        "euclidean" => ("euclidean", 4, false),
-        "cosine" => ("cosine", 4, false),
-        "manhattan" => ("manhattan", 4, false),
-        "dot-product" => ("dot-product", 8, false),
-        "binary-quantized-euclidean" => ("binary quantized euclidean", 4, true),
-        "binary-quantized-cosine" => ("binary quantized cosine", 4, true),
-        "binary-quantized-manhattan" => ("binary quantized manhattan", 4, true),
+    let (name, header) = match spinney_name {
+        "euclidean" => ("euclidean", 4),
+        "cosine" => ("cosine", 4),
+        "manhattan" => ("manhattan", 4),
+        "dot-product" => ("dot-product", 8),
+        "binary-quantized-euclidean" => ("binary quantized euclidean", 4),
+        "binary-quantized-cosine" => ("binary quantized cosine", 4),
+        "binary-quantized-manhattan" => ("binary quantized manhattan", 4),
         _ => return None,
     };
-    Some(ArroyDistance { name, header, bits })
+    Some(ArroyDistance { name, header })
 }
 
 /// The distance name and dimensions at the start of arroy's metadata.
@@ -139,6 +142,7 @@ impl<D: Distance> Writer<D> {
             }
         }
 
+        let first = next_batch(arroy, wtxn, arroy_index, ITEM, None, 1)?.pop();
         let dimensions = match arroy.get(wtxn, &arroy_key(arroy_index, METADATA, 0))? {
             Some(bytes) => {
                 let (name, dimensions) =
@@ -148,7 +152,7 @@ impl<D: Distance> Writer<D> {
                 }
                 dimensions
             }
-            None if next_batch(arroy, wtxn, arroy_index, ITEM, None, 1)?.is_empty() => {
+            None if first.is_none() => {
                 return Err(not_arroy("it has neither arroy's metadata nor arroy's items".into()));
             }
             // Never built by arroy: the items' sizes are checked below.
@@ -158,8 +162,7 @@ impl<D: Distance> Writer<D> {
             let (expected, found) = (self.dimensions(), dimensions);
             return Err(Error::IndexDimensionMismatch { index: arroy_index, expected, found });
         }
-        let vector_len = if distance.bits { dimensions.div_ceil(64) * 8 } else { dimensions * 4 };
-        let value_len = 1 + distance.header + vector_len;
+        let value_len = 1 + distance.header + D::Codec::size(dimensions);
         let wrong_size = |id: ItemId, len: usize| {
             not_arroy(format!(
                 "item {id} holds {len} bytes, not the {value_len} of a {dimensions}-dimension {} item",
@@ -168,7 +171,7 @@ impl<D: Distance> Writer<D> {
         };
         // Without metadata, the first item's size tells its dimensions:
         // checked before anything is deleted.
-        if let Some((key, bytes)) = next_batch(arroy, wtxn, arroy_index, ITEM, None, 1)?.first() {
+        if let Some((key, bytes)) = &first {
             if bytes.len() != value_len {
                 return Err(wrong_size(item_id(key), bytes.len()));
             }
@@ -198,14 +201,12 @@ impl<D: Distance> Writer<D> {
                 if bytes.len() != value_len || bytes[0] != LEAF_TAG {
                     return Err(wrong_size(id, bytes.len()));
                 }
-                let stored = &bytes[1 + distance.header..];
-                let vector: Vec<f32> = match distance.bits {
-                    true => {
-                        (0..dimensions).map(|k| if stored[k / 8] >> (k % 8) & 1 == 1 { 1.0 } else { -1.0 }).collect()
-                    }
-                    false => stored.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
-                };
-                self.add_item(wtxn, id, &vector)?;
+                // The size is checked: the codec's view cannot fail. arroy's
+                // header is left: the values need none, add_item recomputes
+                // spinney's.
+                let vector = D::Codec::view(&bytes[1 + distance.header..]).map_err(|_| wrong_size(id, bytes.len()))?;
+                let leaf = Leaf::<D> { header: Zeroable::zeroed(), vector };
+                self.add_item(wtxn, id, &D::values(&leaf, dimensions))?;
                 arroy.delete(wtxn, key)?;
             }
             moved += batch.len() as u64;
