@@ -1,34 +1,35 @@
 //! Opening the LMDB environment and the database of the indexes, and
 //! calling a generic function with the distance an index was built with.
 
-use std::path::Path;
+use std::path::PathBuf;
 
+use spinney::heed::types::Bytes;
 use spinney::heed::{CommitOrAbort, Env, EnvOpenOptions, RoTxn};
 use spinney::{Database, Distance, IndexInfo};
 
 use crate::DatabaseArgs;
 use crate::failure::{Failure, Outcome};
 
-/// An open environment and its database of indexes, typed by `D`.
-pub struct Opened<D: Distance> {
+/// The database of indexes with its keys and values as bytes: each command
+/// types it with the distance of the index it works on.
+type RawDatabase = spinney::heed::Database<'static, Bytes, Bytes>;
+
+/// An open environment and its database of indexes.
+pub struct Opened {
     /// The environment.
     pub env: Env,
-    /// The database holding the indexes.
-    pub db: Database<'static, D>,
+    db: RawDatabase,
+    path: PathBuf,
 }
 
-/// Opens the environment at `args.path`. With `create`, makes the
-/// directory and the database when they do not exist; without, says how to
-/// make one.
-pub fn open<D: Distance>(args: &DatabaseArgs, create: bool) -> Outcome<Opened<D>> {
+/// Opens the database of `args`: `None` when there is none yet. With
+/// `create`, makes the directory, the environment and the database
+/// instead.
+pub fn open(args: &DatabaseArgs, create: bool) -> Outcome<Option<Opened>> {
     let path = args.path.as_path();
     if !path.join("data.mdb").is_file() {
         if !create {
-            return Err(Failure::new(format!(
-                "{}: no database here (no data.mdb); create one with `spinney import {} FILE`",
-                path.display(),
-                path.display()
-            )));
+            return Ok(None);
         }
         std::fs::create_dir_all(path).map_err(|e| Failure::file(path, e))?;
     }
@@ -38,87 +39,79 @@ pub fn open<D: Distance>(args: &DatabaseArgs, create: bool) -> Outcome<Opened<D>
     // lock file keeps other processes' transactions consistent with ours.
     let env = unsafe { options.open(path) }.map_err(|e| Failure::file(path, e))?;
     let name = args.database.as_deref();
-    let db = if create {
-        env.create_databases_and_commit(env.write_txn()?, |opener, wtxn| {
-            opener.create_database(wtxn, name).map(CommitOrAbort::<_, ()>::Commit)
-        })?
-        .unwrap_commit()
-    } else {
-        env.open_databases_and_commit(env.read_txn()?, |opener, rtxn| {
-            opener.open_database(rtxn, name).map(CommitOrAbort::<_, ()>::Commit)
-        })?
-        .unwrap_commit()
-        .ok_or_else(|| Failure::new(format!("{}: no database named {:?}", path.display(), name.unwrap_or(""))))?
+    let db = match create {
+        true => Some(
+            env.create_databases_and_commit(env.write_txn()?, |opener, wtxn| {
+                opener.create_database(wtxn, name).map(CommitOrAbort::<_, ()>::Commit)
+            })?
+            .unwrap_commit(),
+        ),
+        false => env
+            .open_databases_and_commit(env.read_txn()?, |opener, rtxn| {
+                opener.open_database(rtxn, name).map(CommitOrAbort::<_, ()>::Commit)
+            })?
+            .unwrap_commit(),
     };
-    Ok(Opened { env, db })
+    Ok(db.map(|db| Opened { env, db, path: path.to_owned() }))
 }
 
-impl<D: Distance> Opened<D> {
+/// Opens the database of `args`, or says how to make one.
+pub fn existing(args: &DatabaseArgs) -> Outcome<Opened> {
+    let path = args.path.display();
+    open(args, false)?.ok_or_else(|| match args.database.as_deref() {
+        Some(name) if args.path.join("data.mdb").is_file() => {
+            Failure::new(format!("{path}: no database named {name:?}"))
+        }
+        _ => Failure::new(format!(
+            "{path}: no database here (no data.mdb); create one with `spinney import {path} FILE`"
+        )),
+    })
+}
+
+impl Opened {
+    /// The database, typed for indexes of the distance `D`.
+    pub fn db<D: Distance>(&self) -> Database<'static, D> {
+        self.db.remap_types()
+    }
+
+    /// Every index of the database, or a clear refusal when it holds
+    /// something else than spinney's indexes.
+    pub fn indexes(&self) -> Outcome<Vec<IndexInfo>> {
+        let rtxn = self.env.read_txn()?;
+        spinney::indexes(&rtxn, self.db::<spinney::distances::Euclidean>()).map_err(|error| match error {
+            spinney::Error::Corrupted { reason, .. } => Failure::new(format!(
+                "{}: not a spinney database ({reason}); an arroy index can be migrated with Writer::import_arroy",
+                self.path.display()
+            )),
+            other => Failure::from(other),
+        })
+    }
+
+    /// The description of `index`, or a clear error when it does not exist
+    /// or is not a spinney index.
+    pub fn index_info(&self, index: u16) -> Outcome<IndexInfo> {
+        let path = self.path.display();
+        let Some(info) = self.indexes()?.into_iter().find(|info| info.index == index) else {
+            return Err(Failure::new(format!(
+                "{path}: there is no index {index}; `spinney ls {path}` lists the indexes"
+            )));
+        };
+        if info.format_version.is_none() {
+            return Err(Failure::new(format!(
+                "index {index} has entries but no spinney header: it is not a spinney index"
+            )));
+        }
+        Ok(info)
+    }
+
     /// The size of the database file, and of the pages its indexes use
     /// (the file also holds free pages, which later writes reuse).
-    pub fn disk_usage(&self, rtxn: &RoTxn, path: &Path) -> Outcome<(u64, u64)> {
-        let file = std::fs::metadata(path.join("data.mdb")).map_err(|e| Failure::file(path, e))?.len();
+    pub fn disk_usage(&self, rtxn: &RoTxn) -> Outcome<(u64, u64)> {
+        let file = std::fs::metadata(self.path.join("data.mdb")).map_err(|e| Failure::file(&self.path, e))?.len();
         let stat = self.db.stat(rtxn)?;
         let used = (stat.branch_pages + stat.leaf_pages + stat.overflow_pages) as u64 * u64::from(stat.page_size);
         Ok((file, used))
     }
-}
-
-/// Every index of the database, or a clear refusal when it holds something
-/// else than spinney's indexes.
-pub fn indexes(args: &DatabaseArgs) -> Outcome<Vec<IndexInfo>> {
-    let opened = open::<spinney::distances::Euclidean>(args, false)?;
-    let rtxn = opened.env.read_txn()?;
-    spinney::indexes(&rtxn, opened.db).map_err(|error| not_spinney(&args.path, error))
-}
-
-/// The indexes of the database, none when it does not exist yet (no
-/// environment, or no database of that name in it).
-pub fn existing_indexes(args: &DatabaseArgs) -> Outcome<Vec<IndexInfo>> {
-    if !args.path.join("data.mdb").is_file() {
-        return Ok(Vec::new());
-    }
-    let opened = open::<spinney::distances::Euclidean>(&DatabaseArgs { database: None, ..args.clone() }, false)?;
-    let named = opened.env.open_databases_and_commit(opened.env.read_txn()?, |opener, rtxn| {
-        opener
-            .open_database::<spinney::heed::types::Bytes, spinney::heed::types::Bytes>(rtxn, args.database.as_deref())
-            .map(CommitOrAbort::<_, ()>::Commit)
-    })?;
-    drop(opened);
-    match named.unwrap_commit() {
-        Some(_) => indexes(args),
-        None => Ok(Vec::new()),
-    }
-}
-
-/// What [`indexes`] says of a database holding keys spinney does not write.
-fn not_spinney(path: &Path, error: spinney::Error) -> Failure {
-    match error {
-        spinney::Error::Corrupted { reason, .. } => Failure::new(format!(
-            "{}: not a spinney database ({reason}); an arroy index can be migrated with Writer::import_arroy",
-            path.display()
-        )),
-        other => Failure::from(other),
-    }
-}
-
-/// The description of `index`, or a clear error when it does not exist or
-/// is not a spinney index of the current format.
-pub fn index_info(args: &DatabaseArgs, index: u16) -> Outcome<IndexInfo> {
-    let all = indexes(args)?;
-    let Some(info) = all.into_iter().find(|info| info.index == index) else {
-        return Err(Failure::new(format!(
-            "{}: there is no index {index}; `spinney ls {}` lists the indexes",
-            args.path.display(),
-            args.path.display()
-        )));
-    };
-    if info.format_version.is_none() {
-        return Err(Failure::new(format!(
-            "index {index} has entries but no spinney header: it is not a spinney index"
-        )));
-    }
-    Ok(info)
 }
 
 /// Calls `$run::<D>($args...)` with `D` the distance named `$name`.

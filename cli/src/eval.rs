@@ -9,7 +9,7 @@ use clap::Args;
 use spinney::{Distance, Reader};
 
 use crate::IndexArgs;
-use crate::database::{self, with_index_distance};
+use crate::database::{self, Opened, with_index_distance};
 use crate::failure::{Failure, Outcome};
 use crate::plot::{self, Line};
 use crate::query::configure;
@@ -45,14 +45,13 @@ pub struct EvalArgs {
 
 /// Runs `spinney eval`.
 pub fn run(args: &EvalArgs) -> Outcome {
-    let info = database::index_info(&args.target.db, args.target.index)?;
-    with_index_distance!(&info, eval(args))
+    let opened = database::existing(&args.target.db)?;
+    with_index_distance!(&opened.index_info(args.target.index)?, eval(args, &opened))
 }
 
-fn eval<D: Distance>(args: &EvalArgs) -> Outcome {
-    let opened = database::open::<D>(&args.target.db, false)?;
+fn eval<D: Distance>(args: &EvalArgs, opened: &Opened) -> Outcome {
     let rtxn = opened.env.read_txn()?;
-    let reader = Reader::open(&rtxn, args.target.index, opened.db)?;
+    let reader = Reader::open(&rtxn, args.target.index, opened.db::<D>())?;
     let queries: Vec<Vec<f32>> = Source::new(args.queries.clone(), None, Some("row"), "vector")?
         .read_all()?
         .into_iter()

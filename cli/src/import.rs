@@ -9,7 +9,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use spinney::{Distance, Writer};
 
 use crate::IndexArgs;
-use crate::database::{self, with_distance};
+use crate::database::{self, Opened, with_distance};
 use crate::failure::{Failure, Outcome};
 use crate::vectors::{Format, Rows, Source};
 
@@ -48,8 +48,11 @@ pub fn run(args: &ImportArgs) -> Outcome {
         Some(Err(_)) => return Err(rows.next().and_then(Result::err).expect("peeked an error")),
         None => return Err(Failure::file(&args.file, "no vectors in the file")),
     };
-    let existing =
-        database::existing_indexes(&args.target.db)?.into_iter().find(|info| info.index == args.target.index);
+    let opened = database::open(&args.target.db, false)?;
+    let existing = match &opened {
+        Some(opened) => opened.indexes()?.into_iter().find(|info| info.index == args.target.index),
+        None => None,
+    };
     let metric = match (&args.metric, existing.as_ref().and_then(|info| info.distance.clone())) {
         (Some(metric), _) => metric.clone(),
         (None, Some(existing)) => existing,
@@ -60,17 +63,21 @@ pub fn run(args: &ImportArgs) -> Outcome {
             )));
         }
     };
-    with_distance!(metric.as_str(), import(args, Box::new(rows), dimensions))
+    with_distance!(metric.as_str(), import(args, opened, Box::new(rows), dimensions))
 }
 
-fn import<D: Distance>(args: &ImportArgs, rows: Rows, dimensions: usize) -> Outcome {
-    let opened = database::open::<D>(&args.target.db, true)?;
+/// Imports into `opened`, or into a database made now when there was none.
+fn import<D: Distance>(args: &ImportArgs, opened: Option<Opened>, rows: Rows, dimensions: usize) -> Outcome {
+    let opened = match opened {
+        Some(opened) => opened,
+        None => database::open(&args.target.db, true)?.expect("open makes the database it is asked to"),
+    };
     let started = Instant::now();
     let bar = ProgressBar::new_spinner().with_style(
         ProgressStyle::with_template("{spinner} importing {pos} vectors ({per_sec})").expect("a valid template"),
     );
     let mut wtxn = opened.env.write_txn()?;
-    let writer = Writer::new(opened.db, args.target.index, dimensions);
+    let writer = Writer::new(opened.db::<D>(), args.target.index, dimensions);
     let mut count = 0u64;
     for row in rows {
         let (id, vector) = row?;

@@ -2,7 +2,7 @@
 
 use spinney::{Distance, Reader};
 
-use crate::database::{self, with_index_distance};
+use crate::database::{self, Opened, with_index_distance};
 use crate::failure::{CHECK_FAILED, Failure, Outcome};
 use crate::{DatabaseArgs, IndexArgs};
 
@@ -20,7 +20,7 @@ pub fn human_bytes(bytes: u64) -> String {
 
 /// Runs `spinney ls`.
 pub fn ls(args: &DatabaseArgs) -> Outcome {
-    let indexes = database::indexes(args)?;
+    let indexes = database::existing(args)?.indexes()?;
     if indexes.is_empty() {
         println!("no indexes in {}", args.path.display());
         return Ok(());
@@ -47,14 +47,13 @@ pub fn ls(args: &DatabaseArgs) -> Outcome {
 
 /// Runs `spinney stats`.
 pub fn stats(args: &IndexArgs) -> Outcome {
-    let info = database::index_info(&args.db, args.index)?;
-    with_index_distance!(&info, print_stats(args))
+    let opened = database::existing(&args.db)?;
+    with_index_distance!(&opened.index_info(args.index)?, print_stats(args, &opened))
 }
 
-fn print_stats<D: Distance>(args: &IndexArgs) -> Outcome {
-    let opened = database::open::<D>(&args.db, false)?;
+fn print_stats<D: Distance>(args: &IndexArgs, opened: &Opened) -> Outcome {
     let rtxn = opened.env.read_txn()?;
-    let reader = Reader::open(&rtxn, args.index, opened.db)?;
+    let reader = Reader::open(&rtxn, args.index, opened.db::<D>())?;
     let stats = reader.stats(&rtxn)?;
     println!("index {} ({}, {} dimensions)", args.index, D::NAME, reader.dimensions());
     println!("  items             {}", reader.n_items());
@@ -73,21 +72,20 @@ fn print_stats<D: Distance>(args: &IndexArgs) -> Outcome {
         println!("  random splits     {random}");
         println!("  tree bytes        {}", human_bytes(bytes));
     }
-    let (file, used) = opened.disk_usage(&rtxn, &args.db.path)?;
+    let (file, used) = opened.disk_usage(&rtxn)?;
     println!("  database file     {} ({} used by its indexes)", human_bytes(file), human_bytes(used));
     Ok(())
 }
 
 /// Runs `spinney check`.
 pub fn check(args: &IndexArgs) -> Outcome {
-    let info = database::index_info(&args.db, args.index)?;
-    with_index_distance!(&info, check_index(args))
+    let opened = database::existing(&args.db)?;
+    with_index_distance!(&opened.index_info(args.index)?, check_index(args, &opened))
 }
 
-fn check_index<D: Distance>(args: &IndexArgs) -> Outcome {
-    let opened = database::open::<D>(&args.db, false)?;
+fn check_index<D: Distance>(args: &IndexArgs, opened: &Opened) -> Outcome {
     let rtxn = opened.env.read_txn()?;
-    let found = Reader::open(&rtxn, args.index, opened.db).and_then(|reader| reader.check(&rtxn));
+    let found = Reader::open(&rtxn, args.index, opened.db::<D>()).and_then(|reader| reader.check(&rtxn));
     match found {
         Ok(()) => {
             println!("index {}: ok", args.index);
@@ -96,7 +94,7 @@ fn check_index<D: Distance>(args: &IndexArgs) -> Outcome {
         Err(spinney::Error::NotBuilt { index }) => {
             Err(Failure::new(format!("index {index} has not been built; run `spinney build` first")))
         }
-        Err(error @ (spinney::Error::Corrupted { .. } | spinney::Error::FormatVersion { .. })) => {
+        Err(error @ spinney::Error::Corrupted { .. }) => {
             Err(Failure { message: format!("index {} failed its check: {error}", args.index), code: CHECK_FAILED })
         }
         Err(other) => Err(other.into()),

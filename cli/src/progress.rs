@@ -7,10 +7,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
-use spinney::{Distance, MainStep, Reader, WriterProgress};
+use spinney::{Distance, IndexInfo, MainStep, Reader, WriterProgress};
 
 use crate::BuildArgs;
-use crate::database::{self, with_index_distance};
+use crate::database::{self, Opened, with_index_distance};
 use crate::failure::{Failure, Outcome};
 use crate::inspect::human_bytes;
 
@@ -19,7 +19,8 @@ static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
 /// Runs `spinney build`.
 pub fn build(args: &BuildArgs) -> Outcome {
-    let info = database::index_info(&args.target.db, args.target.index)?;
+    let opened = database::existing(&args.target.db)?;
+    let info = opened.index_info(args.target.index)?;
     ctrlc::set_handler(|| INTERRUPTED.store(true, Ordering::Relaxed))
         .map_err(|e| Failure::new(format!("cannot listen for Ctrl-C: {e}")))?;
     let mut threads = rayon::ThreadPoolBuilder::new();
@@ -27,21 +28,16 @@ pub fn build(args: &BuildArgs) -> Outcome {
         threads = threads.num_threads(n);
     }
     let pool = threads.build().map_err(|e| Failure::new(format!("cannot start the build threads: {e}")))?;
-    pool.install(|| with_index_distance!(&info, build_index(args)))
+    pool.install(|| with_index_distance!(&info, build_index(args, &opened, &info)))
 }
 
-fn build_index<D: Distance>(args: &BuildArgs) -> Outcome {
-    let opened = database::open::<D>(&args.target.db, false)?;
+fn build_index<D: Distance>(args: &BuildArgs, opened: &Opened, info: &IndexInfo) -> Outcome {
     let index = args.target.index;
     let started = Instant::now();
     let display = StepDisplay::new();
     let mut wtxn = opened.env.write_txn()?;
-    let dimensions = spinney::indexes(&wtxn, opened.db)?
-        .into_iter()
-        .find(|info| info.index == index)
-        .and_then(|info| info.dimensions)
-        .ok_or_else(|| Failure::new(format!("index {index} has no items to build")))?;
-    let writer = spinney::Writer::<D>::new(opened.db, index, dimensions);
+    let dimensions = info.dimensions.ok_or_else(|| Failure::new(format!("index {index} has no items to build")))?;
+    let writer = spinney::Writer::<D>::new(opened.db::<D>(), index, dimensions);
     let mut builder = writer.builder(&mut rand::rng());
     builder.seed(args.seed);
     if let Some(trees) = args.trees {
@@ -62,8 +58,8 @@ fn build_index<D: Distance>(args: &BuildArgs) -> Outcome {
 
     let elapsed = started.elapsed();
     let rtxn = opened.env.read_txn()?;
-    let reader = Reader::open(&rtxn, index, opened.db)?;
-    let (file, used) = opened.disk_usage(&rtxn, &args.target.db.path)?;
+    let reader = Reader::open(&rtxn, index, opened.db::<D>())?;
+    let (file, used) = opened.disk_usage(&rtxn)?;
     println!(
         "built index {index}: {} items, {} trees in {:.2} s; database file {} ({} used by its indexes)",
         reader.n_items(),

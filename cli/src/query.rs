@@ -10,7 +10,7 @@ use serde_json::json;
 use spinney::{Distance, QueryBuilder, Reader};
 
 use crate::IndexArgs;
-use crate::database::{self, with_index_distance};
+use crate::database::{self, Opened, with_index_distance};
 use crate::failure::{Failure, Outcome};
 use crate::vectors::{self, Source, json_vector};
 
@@ -48,8 +48,8 @@ pub struct QueryArgs {
 
 /// Runs `spinney query`.
 pub fn run(args: &QueryArgs) -> Outcome {
-    let info = database::index_info(&args.target.db, args.target.index)?;
-    with_index_distance!(&info, query(args))
+    let opened = database::existing(&args.target.db)?;
+    with_index_distance!(&opened.index_info(args.target.index)?, query(args, &opened))
 }
 
 /// One question: a label and the vector or item it asks about.
@@ -58,10 +58,9 @@ enum Question {
     Item(u32),
 }
 
-fn query<D: Distance>(args: &QueryArgs) -> Outcome {
-    let opened = database::open::<D>(&args.target.db, false)?;
+fn query<D: Distance>(args: &QueryArgs, opened: &Opened) -> Outcome {
     let rtxn = opened.env.read_txn()?;
-    let reader = Reader::open(&rtxn, args.target.index, opened.db)?;
+    let reader = Reader::open(&rtxn, args.target.index, opened.db::<D>())?;
     let filter = args.filter.as_deref().map(vectors::read_ids).transpose()?;
     let questions = questions(args)?;
 
