@@ -13,7 +13,7 @@ use crate::database::{self, Opened, with_index_distance};
 use crate::failure::{Failure, Outcome};
 use crate::plot::{self, Line};
 use crate::query::configure;
-use crate::vectors::{self, Source};
+use crate::vectors;
 
 /// The options of `spinney eval`.
 #[derive(Args)]
@@ -52,11 +52,7 @@ pub fn run(args: &EvalArgs) -> Outcome {
 fn eval<D: Distance>(args: &EvalArgs, opened: &Opened) -> Outcome {
     let rtxn = opened.env.read_txn()?;
     let reader = Reader::open(&rtxn, args.target.index, opened.db::<D>())?;
-    let queries: Vec<Vec<f32>> = Source::new(args.queries.clone(), None, Some("row"), "vector")?
-        .read_all()?
-        .into_iter()
-        .map(|(_, v)| v)
-        .collect();
+    let queries = vectors::read_queries(args.queries.clone())?;
     if queries.is_empty() {
         return Err(Failure::file(&args.queries, "no queries in the file"));
     }

@@ -12,7 +12,7 @@ use spinney::{Distance, QueryBuilder, Reader};
 use crate::IndexArgs;
 use crate::database::{self, Opened, with_index_distance};
 use crate::failure::{Failure, Outcome};
-use crate::vectors::{self, Source, json_vector};
+use crate::vectors::{self, json_vector};
 
 /// The options of `spinney query`.
 #[derive(Args)]
@@ -130,6 +130,6 @@ fn questions(args: &QueryArgs) -> Outcome<Vec<Question>> {
         return Ok(vec![Question::Vector("vector".into(), vector)]);
     }
     let path = args.file.clone().expect("clap requires --id, --vector or --file");
-    let rows = Source::new(path, None, Some("row"), "vector")?.read_all()?;
-    Ok(rows.into_iter().map(|(row, vector)| Question::Vector(format!("query {row}"), vector)).collect())
+    let queries = vectors::read_queries(path)?;
+    Ok(queries.into_iter().enumerate().map(|(row, vector)| Question::Vector(format!("query {row}"), vector)).collect())
 }

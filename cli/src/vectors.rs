@@ -102,22 +102,23 @@ impl Source {
         Ok(match self.format {
             Format::Fvecs => Box::new(FvecsRows { path, reader, row: 0 }),
             Format::Npy => Box::new(NpyRows::open(path, reader)?),
-            Format::Jsonl => Box::new(JsonRows { source: self.clone(), lines: reader.lines(), line: 0 }),
+            Format::Jsonl => Box::new(JsonRows { source: self.clone(), rows: TextRows::new(reader.lines(), 0) }),
             Format::Csv => Box::new(CsvRows::open(self.clone(), reader)?),
         })
     }
+}
 
-    /// Every row, in memory.
-    pub fn read_all(&self) -> Outcome<Vec<Row>> {
-        self.rows()?.collect()
-    }
+/// The vectors of a file of queries, in order: any format, with what
+/// would be ids left out (a CSV's `id` column is not a dimension).
+pub fn read_queries(path: PathBuf) -> Outcome<Vec<Vec<f32>>> {
+    Source::new(path, None, Some("row"), "vector")?.rows()?.map(|row| row.map(|(_, vector)| vector)).collect()
 }
 
 /// Reads `.fvecs` files.
 struct FvecsRows {
     path: PathBuf,
     reader: BufReader<File>,
-    row: u32,
+    row: u64,
 }
 
 impl Iterator for FvecsRows {
@@ -132,6 +133,7 @@ impl Iterator for FvecsRows {
         }
         let row = self.row;
         let result = (|| {
+            let id = row_id(row, &self.path)?;
             self.reader.read_exact(&mut head[1..]).map_err(|_| self.truncated(row))?;
             let dimensions = i32::from_le_bytes(head);
             if !(1..=1 << 20).contains(&dimensions) {
@@ -142,7 +144,7 @@ impl Iterator for FvecsRows {
             }
             let mut bytes = vec![0u8; dimensions as usize * 4];
             self.reader.read_exact(&mut bytes).map_err(|_| self.truncated(row))?;
-            Ok((row, bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()))
+            Ok((id, little_endian_f32s(&bytes)))
         })();
         self.row += 1;
         Some(result)
@@ -150,9 +152,19 @@ impl Iterator for FvecsRows {
 }
 
 impl FvecsRows {
-    fn truncated(&self, row: u32) -> Failure {
+    fn truncated(&self, row: u64) -> Failure {
         Failure::file(&self.path, format!("the file ends inside vector {row}"))
     }
+}
+
+/// The id of row `row` (from 0) for `--ids row`: ids are `u32`.
+fn row_id(row: u64, path: &Path) -> Outcome<u32> {
+    u32::try_from(row).map_err(|_| Failure::file(path, "more than 2^32 rows: ids are u32, give them with --ids"))
+}
+
+/// Little-endian `f32`s.
+fn little_endian_f32s(bytes: &[u8]) -> Vec<f32> {
+    bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
 }
 
 /// The element type of a `.npy` array.
@@ -236,56 +248,70 @@ impl Iterator for NpyRows {
             return Some(Err(Failure::file(&self.path, format!("the file ends inside row {row}"))));
         }
         let vector = match self.kind {
-            NpyType::F32 => bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
+            NpyType::F32 => little_endian_f32s(&bytes),
             NpyType::F16 => bytes.chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
         };
-        let Ok(id) = u32::try_from(row) else {
-            return Some(Err(Failure::file(&self.path, "more than 2^32 rows: ids are u32")));
-        };
-        Some(Ok((id, vector)))
+        Some(row_id(row, &self.path).map(|id| (id, vector)))
+    }
+}
+
+/// The lines of a text file that are not blank, one row each.
+struct TextRows {
+    lines: std::io::Lines<BufReader<File>>,
+    /// Lines read, blank ones included: the number of the last one, from 1.
+    line: u64,
+    /// Rows read: the number of the next one, from 0.
+    row: u64,
+}
+
+/// One row of a text file.
+struct TextRow {
+    text: String,
+    /// Its line, from 1, for messages.
+    line: u64,
+    /// Its row, from 0, for `--ids row`.
+    row: u64,
+}
+
+impl TextRows {
+    fn new(lines: std::io::Lines<BufReader<File>>, header_lines: u64) -> TextRows {
+        TextRows { lines, line: header_lines, row: 0 }
+    }
+
+    fn next(&mut self, path: &Path) -> Option<Outcome<TextRow>> {
+        loop {
+            let text = match self.lines.next()? {
+                Ok(text) => text,
+                Err(e) => return Some(Err(Failure::file(path, e))),
+            };
+            self.line += 1;
+            if !text.trim().is_empty() {
+                self.row += 1;
+                return Some(Ok(TextRow { text, line: self.line, row: self.row - 1 }));
+            }
+        }
     }
 }
 
 /// Reads JSON lines.
 struct JsonRows {
     source: Source,
-    lines: std::io::Lines<BufReader<File>>,
-    line: u32,
+    rows: TextRows,
 }
 
 impl Iterator for JsonRows {
     type Item = Outcome<Row>;
 
     fn next(&mut self) -> Option<Outcome<Row>> {
-        let line = next_line(&mut self.lines, &mut self.line, &self.source.path)?;
-        Some(line.and_then(|(text, number)| self.parse(&text, number)))
-    }
-}
-
-/// The next line that is not blank, and its number from 0 (`line` counts
-/// the lines read).
-fn next_line(
-    lines: &mut std::io::Lines<BufReader<File>>,
-    line: &mut u32,
-    path: &Path,
-) -> Option<Outcome<(String, u32)>> {
-    loop {
-        let text = match lines.next()? {
-            Ok(text) => text,
-            Err(e) => return Some(Err(Failure::file(path, e))),
-        };
-        let number = *line;
-        *line += 1;
-        if !text.trim().is_empty() {
-            return Some(Ok((text, number)));
-        }
+        let row = self.rows.next(&self.source.path)?;
+        Some(row.and_then(|row| self.parse(&row)))
     }
 }
 
 impl JsonRows {
-    fn parse(&self, line: &str, number: u32) -> Outcome<Row> {
-        let at = |why: String| Failure::file(&self.source.path, format!("line {}: {why}", number + 1));
-        let value: Value = serde_json::from_str(line).map_err(|e| at(e.to_string()))?;
+    fn parse(&self, row: &TextRow) -> Outcome<Row> {
+        let at = |why: String| Failure::file(&self.source.path, format!("line {}: {why}", row.line));
+        let value: Value = serde_json::from_str(&row.text).map_err(|e| at(e.to_string()))?;
         let vector = match &value {
             Value::Array(_) => &value,
             Value::Object(object) => object.get(&self.source.vector_field).ok_or_else(|| {
@@ -295,7 +321,7 @@ impl JsonRows {
         };
         let vector = json_vector(vector).map_err(at)?;
         let id = match &self.source.ids {
-            Ids::Row => number,
+            Ids::Row => row_id(row.row, &self.source.path)?,
             Ids::Field(field) => {
                 let id = value.get(field).ok_or_else(|| at(format!("no field `{field}` (choose it with --ids)")))?;
                 id.as_u64()
@@ -319,8 +345,8 @@ pub fn json_vector(value: &Value) -> Result<Vec<f32>, String> {
 /// Reads CSV files.
 struct CsvRows {
     source: Source,
-    lines: std::io::Lines<BufReader<File>>,
-    line: u32,
+    rows: TextRows,
+    /// The column of the ids, unless they are row numbers.
     id_column: Option<usize>,
     vector: CsvVector,
 }
@@ -329,8 +355,9 @@ struct CsvRows {
 enum CsvVector {
     /// One column holds a JSON array.
     Json(usize),
-    /// Every column but the id's is a dimension.
-    Columns,
+    /// Every column but the id's is a dimension: the column named by
+    /// `--ids`, or, with row numbers for ids, one named `id` if any.
+    Columns(Option<usize>),
 }
 
 impl CsvRows {
@@ -352,29 +379,29 @@ impl CsvRows {
         };
         let vector = match names.iter().position(|n| *n == source.vector_field) {
             Some(column) => CsvVector::Json(column),
-            None => CsvVector::Columns,
+            None => CsvVector::Columns(id_column.or_else(|| names.iter().position(|n| n == "id"))),
         };
-        Ok(CsvRows { source, lines, line: 1, id_column, vector })
+        Ok(CsvRows { source, rows: TextRows::new(lines, 1), id_column, vector })
     }
 
-    fn parse(&self, line: &str, number: u32) -> Outcome<Row> {
-        let at = |why: String| Failure::file(&self.source.path, format!("line {}: {why}", number + 1));
-        let fields = split_csv(line);
+    fn parse(&self, row: &TextRow) -> Outcome<Row> {
+        let at = |why: String| Failure::file(&self.source.path, format!("line {}: {why}", row.line));
+        let fields = split_csv(&row.text);
         let vector = match self.vector {
             CsvVector::Json(column) => {
                 let text = fields.get(column).ok_or_else(|| at(format!("no column {}", column + 1)))?;
                 let value: Value = serde_json::from_str(text).map_err(|e| at(format!("the vector column: {e}")))?;
                 json_vector(&value).map_err(at)?
             }
-            CsvVector::Columns => fields
+            CsvVector::Columns(id_column) => fields
                 .iter()
                 .enumerate()
-                .filter(|(column, _)| Some(*column) != self.id_column)
+                .filter(|(column, _)| Some(*column) != id_column)
                 .map(|(_, field)| field.trim().parse::<f32>().map_err(|_| at(format!("`{field}` is not a number"))))
                 .collect::<Outcome<_>>()?,
         };
         let id = match self.id_column {
-            None => number - 1,
+            None => row_id(row.row, &self.source.path)?,
             Some(column) => {
                 let text = fields.get(column).ok_or_else(|| at(format!("no column {}", column + 1)))?;
                 text.trim().parse().map_err(|_| at(format!("the id `{text}` is not an integer from 0 to 2^32 - 1")))?
@@ -388,8 +415,8 @@ impl Iterator for CsvRows {
     type Item = Outcome<Row>;
 
     fn next(&mut self) -> Option<Outcome<Row>> {
-        let line = next_line(&mut self.lines, &mut self.line, &self.source.path)?;
-        Some(line.and_then(|(text, number)| self.parse(&text, number)))
+        let row = self.rows.next(&self.source.path)?;
+        Some(row.and_then(|row| self.parse(&row)))
     }
 }
 

@@ -248,6 +248,41 @@ fn every_file_format_imports_the_same_vectors() {
 }
 
 #[test]
+fn rows_and_lines_are_counted_as_written() {
+    let files = Files::new();
+    let data = vectors(4, 3);
+    let rows: Vec<String> = data.iter().map(|v| json_array(v)).collect();
+    // Blank lines are not rows: row ids stay 0, 1, 2, 3.
+    std::fs::write(files.path("gaps.jsonl"), format!("{}\n\n{}\n  \n{}\n{}\n", rows[0], rows[1], rows[2], rows[3]))
+        .unwrap();
+    let db = files.arg("db");
+    ok(&["import", &db, &files.arg("gaps.jsonl"), "--ids", "row", "--metric", "euclidean"]);
+    let exact: Vec<(u32, Vec<f32>)> = data.iter().cloned().enumerate().map(|(i, v)| (i as u32, v)).collect();
+    assert_eq!(stored(&files.path("db"), 0), exact);
+
+    // Errors name the line of the file, header and blank lines included.
+    std::fs::write(files.path("bad.csv"), "id,a,b,c\n1,0,0,0\n\n2,0,x,0\n").unwrap();
+    fails(
+        &["import", &db, "--index", "1", &files.arg("bad.csv"), "--metric", "euclidean"],
+        1,
+        "bad.csv: line 4: `x` is not a number",
+    );
+
+    // A query file laid out as import reads it: its `id` column is no dimension.
+    let mut csv = String::from("id,a,b,c\n");
+    for (id, vector) in data.iter().enumerate() {
+        csv.push_str(&format!("{},{},{},{}\n", 100 + id, vector[0], vector[1], vector[2]));
+    }
+    std::fs::write(files.path("queries.csv"), csv).unwrap();
+    ok(&["build", &db]);
+    let answer: serde_json::Value =
+        serde_json::from_str(&ok(&["query", &db, "--file", &files.arg("queries.csv"), "-k", "1", "--json"])).unwrap();
+    let nearest: Vec<u64> =
+        answer.as_array().unwrap().iter().map(|a| a["neighbours"][0]["id"].as_u64().unwrap()).collect();
+    assert_eq!(nearest, [0, 1, 2, 3]);
+}
+
+#[test]
 fn mistakes_get_one_line_saying_what_to_do() {
     let files = Files::new();
     write_fvecs(&files.path("8d.fvecs"), &vectors(20, 8));
