@@ -167,6 +167,9 @@ fn little_endian_f32s(bytes: &[u8]) -> Vec<f32> {
     bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
 }
 
+/// The longest `.npy` header read.
+const MAX_NPY_HEADER: usize = 1 << 20;
+
 /// The element type of a `.npy` array.
 #[derive(Clone, Copy)]
 enum NpyType {
@@ -192,24 +195,31 @@ impl NpyRows {
         if &magic[..6] != b"\x93NUMPY" {
             return Err(bad("not a .npy file"));
         }
-        let header_len = if magic[6] == 1 {
-            let mut len = [0u8; 2];
-            reader.read_exact(&mut len).map_err(|_| bad("truncated header"))?;
-            u16::from_le_bytes(len) as usize
-        } else {
-            let mut len = [0u8; 4];
-            reader.read_exact(&mut len).map_err(|_| bad("truncated header"))?;
-            u32::from_le_bytes(len) as usize
+        let header_len = match magic[6] {
+            1 => {
+                let mut len = [0u8; 2];
+                reader.read_exact(&mut len).map_err(|_| bad("truncated header"))?;
+                u16::from_le_bytes(len) as usize
+            }
+            2 | 3 => {
+                let mut len = [0u8; 4];
+                reader.read_exact(&mut len).map_err(|_| bad("truncated header"))?;
+                u32::from_le_bytes(len) as usize
+            }
+            version => return Err(bad(&format!("unknown .npy format version {version}"))),
         };
+        // numpy writes a few hundred bytes; a longer header is damage.
+        if header_len > MAX_NPY_HEADER {
+            return Err(bad(&format!("a header of {header_len} bytes")));
+        }
         let mut header = vec![0u8; header_len];
         reader.read_exact(&mut header).map_err(|_| bad("truncated header"))?;
         let header = String::from_utf8_lossy(&header);
-        let kind = if header.contains("'<f4'") {
-            NpyType::F32
-        } else if header.contains("'<f2'") {
-            NpyType::F16
-        } else {
-            return Err(bad("the array's type is not '<f4' or '<f2'"));
+        let descr = header.split("'descr':").nth(1).and_then(|rest| rest.trim_start().split('\'').nth(1));
+        let kind = match descr {
+            Some("<f4") => NpyType::F32,
+            Some("<f2") => NpyType::F16,
+            _ => return Err(bad("the array's type is not '<f4' or '<f2'")),
         };
         if header.contains("'fortran_order': True") {
             return Err(bad("the array is in Fortran order; save it with np.ascontiguousarray"));
@@ -222,8 +232,8 @@ impl NpyRows {
         let dims: Vec<u64> =
             shape.split(',').map(str::trim).filter(|s| !s.is_empty()).filter_map(|s| s.parse().ok()).collect();
         let [rows, dimensions] = dims[..] else { return Err(bad(&format!("the array has shape ({shape})"))) };
-        if dimensions == 0 {
-            return Err(bad("the array has 0 columns"));
+        if !(1..=spinney::MAX_DIMENSIONS as u64).contains(&dimensions) {
+            return Err(bad(&format!("the array has {dimensions} columns, an index 1 to {}", spinney::MAX_DIMENSIONS)));
         }
         Ok(NpyRows { path, reader, kind, rows, dimensions: dimensions as usize, row: 0 })
     }

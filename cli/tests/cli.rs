@@ -283,6 +283,30 @@ fn rows_and_lines_are_counted_as_written() {
 }
 
 #[test]
+fn damaged_npy_headers_are_errors_not_allocations() {
+    let files = Files::new();
+    let db = files.arg("db");
+    let npy = |name: &str, version: u8, length: &[u8], header: &str| {
+        let mut bytes = vec![0x93, b'N', b'U', b'M', b'P', b'Y', version, 0];
+        bytes.extend_from_slice(length);
+        bytes.extend_from_slice(header.as_bytes());
+        bytes.extend_from_slice(&[0; 64]);
+        std::fs::write(files.path(name), bytes).unwrap();
+        files.arg(name)
+    };
+    let wide = "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 1000000000000), }";
+    let wide = npy("wide.npy", 1, &(wide.len() as u16).to_le_bytes(), wide);
+    fails(&["import", &db, &wide, "--metric", "cosine"], 1, "the array has 1000000000000 columns");
+    let structured = "{'descr': [('a', '<f4'), ('b', '<f4')], 'fortran_order': False, 'shape': (2,), }";
+    let structured = npy("structured.npy", 1, &(structured.len() as u16).to_le_bytes(), structured);
+    fails(&["import", &db, &structured, "--metric", "cosine"], 1, "the array's type is not '<f4' or '<f2'");
+    let long = npy("long.npy", 2, &u32::MAX.to_le_bytes(), "{}");
+    fails(&["import", &db, &long, "--metric", "cosine"], 1, "a header of 4294967295 bytes");
+    let future = npy("future.npy", 9, &[2, 0], "{}");
+    fails(&["import", &db, &future, "--metric", "cosine"], 1, "unknown .npy format version 9");
+}
+
+#[test]
 fn mistakes_get_one_line_saying_what_to_do() {
     let files = Files::new();
     write_fvecs(&files.path("8d.fvecs"), &vectors(20, 8));
