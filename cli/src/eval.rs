@@ -137,12 +137,8 @@ fn eval<D: Distance>(args: &EvalArgs, opened: &Opened) -> Outcome {
     }
     let title =
         format!("index {} ({}, {} items, {} trees)", args.target.index, D::NAME, reader.n_items(), reader.n_trees());
-    plot::write(&args.plot, &title, &format!("recall@{k}"), &lines)?;
-    println!(
-        "plot written to {} and {}",
-        args.plot.with_extension("svg").display(),
-        args.plot.with_extension("png").display()
-    );
+    let [svg, png] = plot::write(&args.plot, &title, &format!("recall@{k}"), &lines)?;
+    println!("plot written to {} and {}", svg.display(), png.display());
     Ok(())
 }
 

@@ -1,7 +1,7 @@
 //! The recall / speed plot of `spinney eval`, as SVG and PNG (fonts
 //! embedded: no system library is needed).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use plotters::prelude::*;
 
@@ -15,19 +15,25 @@ pub struct Line {
     pub points: Vec<(f64, f64)>,
 }
 
-/// Writes `stem.svg` and `stem.png`: recall on x, queries per second on a
-/// log y axis, one line per setting.
-pub fn write(stem: &Path, title: &str, recall_label: &str, lines: &[Line]) -> Outcome<()> {
+/// Writes `stem.svg` and `stem.png` (the extensions added to the whole
+/// stem, dots and all) and returns their paths: recall on x, queries per
+/// second on a log y axis, one line per setting.
+pub fn write(stem: &Path, title: &str, recall_label: &str, lines: &[Line]) -> Outcome<[PathBuf; 2]> {
     // Registering twice is harmless; the font is DejaVu Sans, compiled in.
     plotters::style::register_font("sans-serif", FontStyle::Normal, dejavu::sans::regular())
         .map_err(|_| Failure::new("the embedded font does not load"))?;
-    let svg = stem.with_extension("svg");
-    let png = stem.with_extension("png");
+    let with = |extension: &str| {
+        let mut path = stem.as_os_str().to_owned();
+        path.push(".");
+        path.push(extension);
+        PathBuf::from(path)
+    };
+    let (svg, png) = (with("svg"), with("png"));
     draw(SVGBackend::new(&svg, (900, 600)).into_drawing_area(), title, recall_label, lines)
         .map_err(|e| Failure::file(&svg, e))?;
     draw(BitMapBackend::new(&png, (900, 600)).into_drawing_area(), title, recall_label, lines)
         .map_err(|e| Failure::file(&png, e))?;
-    Ok(())
+    Ok([svg, png])
 }
 
 fn draw<B: DrawingBackend>(

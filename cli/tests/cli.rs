@@ -188,13 +188,15 @@ fn import_build_query_check_and_eval_a_generated_index() {
     assert_eq!(ok(&["check", &db, "--index", "3"]).trim(), "index 3: ok");
 
     // The sweep ends with every item: an exact scan, recall 1.
-    let plot = files.arg("curve");
+    // The extensions are added to the whole stem, dots and all.
+    let plot = files.arg("curve.v1");
     let eval = ok(&["eval", &db, "--index", "3", "--queries", &files.arg("queries.fvecs"), "--plot", &plot]);
     let last = eval.lines().rfind(|line| line.trim_start().starts_with("bound")).unwrap();
     assert_eq!(last.split_whitespace().nth(2), Some("1.0000"), "{eval}");
-    let png = std::fs::read(files.path("curve.png")).unwrap();
+    assert!(eval.contains("curve.v1.svg and ") && eval.trim_end().ends_with("curve.v1.png"), "{eval}");
+    let png = std::fs::read(files.path("curve.v1.png")).unwrap();
     assert!(png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 10_000);
-    let svg = std::fs::read_to_string(files.path("curve.svg")).unwrap();
+    let svg = std::fs::read_to_string(files.path("curve.v1.svg")).unwrap();
     assert!(svg.starts_with("<svg") && svg.contains("recall@10") && svg.contains("<polyline"));
 }
 
