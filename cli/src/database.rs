@@ -114,6 +114,16 @@ impl Opened {
     }
 }
 
+/// The refusal of an index whose header is not in the current format.
+pub fn other_format(info: &IndexInfo) -> Failure {
+    let found = info.format_version.map_or_else(|| "no".to_string(), |version| version.to_string());
+    Failure::new(format!(
+        "index {} is in format version {found}, this release reads version {}; convert it in place with Writer::upgrade",
+        info.index,
+        spinney::FORMAT_VERSION
+    ))
+}
+
 /// Calls `$run::<D>($args...)` with `D` the distance named `$name`.
 macro_rules! with_distance {
     ($name:expr, $run:ident($($arg:expr),* $(,)?)) => {{
@@ -142,12 +152,7 @@ macro_rules! with_index_distance {
         let info: &spinney::IndexInfo = $info;
         match info.distance.as_deref() {
             Some(name) => $crate::database::with_distance!(name, $run($($arg),*)),
-            None => Err($crate::failure::Failure::new(format!(
-                "index {} is in format version {:?}, this release reads version {}; upgrade it with Writer::upgrade",
-                info.index,
-                info.format_version,
-                spinney::FORMAT_VERSION
-            ))),
+            None => Err($crate::database::other_format(info)),
         }
     }};
 }

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use spinney::{Distance, Writer};
+use spinney::{Distance, IndexInfo, Writer};
 
 use crate::IndexArgs;
 use crate::database::{self, Opened, with_distance};
@@ -53,9 +53,10 @@ pub fn run(args: &ImportArgs) -> Outcome {
         Some(opened) => opened.indexes()?.into_iter().find(|info| info.index == args.target.index),
         None => None,
     };
-    let metric = match (&args.metric, existing.as_ref().and_then(|info| info.distance.clone())) {
+    let metric = match (&args.metric, existing) {
         (Some(metric), _) => metric.clone(),
-        (None, Some(existing)) => existing,
+        (None, Some(IndexInfo { distance: Some(distance), .. })) => distance,
+        (None, Some(info)) => return Err(database::other_format(&info)),
         (None, None) => {
             return Err(Failure::new(format!(
                 "index {} is new: say its distance with --metric (e.g. --metric cosine)",

@@ -309,6 +309,22 @@ fn damaged_npy_headers_are_errors_not_allocations() {
 }
 
 #[test]
+fn an_index_in_an_older_format_is_named_as_such() {
+    let files = Files::new();
+    // Written by spinney in format 2: index 0, Euclidean, 16 dimensions.
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/format-2/data.mdb");
+    std::fs::create_dir(files.path("db")).unwrap();
+    std::fs::copy(fixture, files.path("db/data.mdb")).unwrap();
+    write_fvecs(&files.path("16d.fvecs"), &vectors(3, 16));
+    let db = files.arg("db");
+    let listed = ok(&["ls", &db]);
+    assert!(listed.lines().nth(1).unwrap().split_whitespace().eq(["0", "-", "-", "300", "0", "3", "2"]), "{listed}");
+    let old = "index 0 is in format version 2, this release reads version 3; convert it in place with Writer::upgrade";
+    fails(&["query", &db, "--id", "1"], 1, old);
+    fails(&["import", &db, &files.arg("16d.fvecs")], 1, old);
+}
+
+#[test]
 fn mistakes_get_one_line_saying_what_to_do() {
     let files = Files::new();
     write_fvecs(&files.path("8d.fvecs"), &vectors(20, 8));
