@@ -39,31 +39,41 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 let rtxn = env.read_txn().expect("a read transaction");
                 let reader = Reader::<Cosine>::open(&rtxn, 0, db).expect("the index opens");
                 let nearest = reader.nns(10).by_vector(&rtxn, vectors.queries.get(0)).expect("a query");
-                // Every answer comes from one committed build: all its items exist.
+                // Every answer comes from one committed state: 10,000 items
+                // and whole batches (each adds 150 net), all of them built.
+                let n = reader.n_items();
+                assert!(
+                    n >= 10_000 && (n - 10_000).is_multiple_of(150) && reader.pending_changes().is_empty(),
+                    "{n} items"
+                );
                 assert!(nearest.iter().all(|(id, _)| reader.item_ids().contains(*id)));
                 answered.fetch_add(1, Ordering::Relaxed);
             }
         });
         // Ten batches: 200 new items, 50 replaced, 50 deleted, then a build.
-        for batch in 0..10u32 {
-            let started = Instant::now();
-            let mut wtxn = env.write_txn()?;
-            for id in 10_000 + batch * 200..10_000 + (batch + 1) * 200 {
-                writer.add_item(&mut wtxn, id, vectors.base.get(id as usize))?;
+        // The reader stops however the batches end.
+        let batches = (|| -> Result<(), Box<dyn std::error::Error>> {
+            for batch in 0..10u32 {
+                let started = Instant::now();
+                let mut wtxn = env.write_txn()?;
+                for id in 10_000 + batch * 200..10_000 + (batch + 1) * 200 {
+                    writer.add_item(&mut wtxn, id, vectors.base.get(id as usize))?;
+                }
+                for id in (batch * 100..batch * 100 + 50).map(|id| id * 2) {
+                    writer.add_item(&mut wtxn, id, vectors.base.get(id as usize + 1))?;
+                    writer.del_item(&mut wtxn, id + 1)?;
+                }
+                writer.builder(&mut rng).build(&mut wtxn)?;
+                wtxn.commit()?;
+                println!(
+                    "batch {batch}: +200 items, 50 replaced, 50 deleted, rebuilt in {:.1} ms",
+                    started.elapsed().as_secs_f64() * 1e3
+                );
             }
-            for id in (batch * 100..batch * 100 + 50).map(|id| id * 2) {
-                writer.add_item(&mut wtxn, id, vectors.base.get(id as usize + 1))?;
-                writer.del_item(&mut wtxn, id + 1)?;
-            }
-            writer.builder(&mut rng).build(&mut wtxn)?;
-            wtxn.commit()?;
-            println!(
-                "batch {batch}: +200 items, 50 replaced, 50 deleted, rebuilt in {:.1} ms",
-                started.elapsed().as_secs_f64() * 1e3
-            );
-        }
+            Ok(())
+        })();
         done.store(true, Ordering::Relaxed);
-        Ok(())
+        batches
     })?;
 
     let rtxn = env.read_txn()?;

@@ -38,27 +38,29 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             println!("  -> cancelling");
             cancel.store(true, Ordering::Relaxed);
         });
-        let mut wtxn = env.write_txn()?;
-        for id in 10_000..20_000 {
-            writer.add_item(&mut wtxn, id, vectors.base.get(id as usize))?;
-        }
-        let result = writer
-            .builder(&mut StdRng::seed_from_u64(2))
-            .n_trees(1_000)
-            .progress(|progress| {
-                match progress.sub {
-                    None => println!("{:?}", progress.main),
-                    Some(sub) if sub.done % 100 == 0 => println!("  {} / {} {}", sub.done, sub.total, sub.unit),
-                    Some(_) => {}
-                }
-                if progress.main == MainStep::GrowingTrees {
-                    growing.store(true, Ordering::Relaxed);
-                }
-            })
-            .cancel(|| cancel.load(Ordering::Relaxed))
-            .build(&mut wtxn);
-        // Dropping `wtxn` aborts it: nothing of this build is kept.
-        drop(wtxn);
+        let result = (|| {
+            let mut wtxn = env.write_txn()?;
+            for id in 10_000..20_000 {
+                writer.add_item(&mut wtxn, id, vectors.base.get(id as usize))?;
+            }
+            writer
+                .builder(&mut StdRng::seed_from_u64(2))
+                .n_trees(1_000)
+                .progress(|progress| {
+                    match progress.sub {
+                        None => println!("{:?}", progress.main),
+                        Some(sub) if sub.done % 100 == 0 => println!("  {} / {} {}", sub.done, sub.total, sub.unit),
+                        Some(_) => {}
+                    }
+                    if progress.main == MainStep::GrowingTrees {
+                        growing.store(true, Ordering::Relaxed);
+                    }
+                })
+                .cancel(|| cancel.load(Ordering::Relaxed))
+                .build(&mut wtxn)
+            // Dropping `wtxn` here aborts it: nothing of this build is kept.
+        })();
+        // The other thread stops however the build ended.
         growing.store(true, Ordering::Relaxed);
         result
     });

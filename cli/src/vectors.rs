@@ -19,7 +19,8 @@ pub enum Format {
     Fvecs,
     /// NumPy: a 2-D C-order array of little-endian `float32` or `float16`.
     Npy,
-    /// JSON lines: `{"id": 7, "vector": [0.1, ...]}` or a bare array per line.
+    /// JSON lines: `{"id": 7, "vector": [0.1, ...]}`, or a bare array per
+    /// line with `--ids row`.
     Jsonl,
     /// CSV with a header: an id column and either a column holding a JSON
     /// array or one column per dimension.

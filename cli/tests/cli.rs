@@ -243,7 +243,9 @@ fn every_file_format_imports_the_same_vectors() {
     assert_eq!(stored(&path, 3), shifted);
     assert_eq!(stored(&path, 4), shifted);
     assert_eq!(stored(&path, 5), exact);
-    for ((id, half), (expected_id, v)) in stored(&path, 1).iter().zip(&exact) {
+    let halves = stored(&path, 1);
+    assert_eq!(halves.len(), exact.len());
+    for ((id, half), (expected_id, v)) in halves.iter().zip(&exact) {
         assert_eq!(id, expected_id);
         assert!(half.iter().zip(v).all(|(h, v)| (h - v).abs() <= 1e-3), "{half:?} vs {v:?}");
     }
