@@ -28,10 +28,8 @@ use spinney::{Reader, Writer};
 fn texts(path: &Path) -> Result<Vec<String>, Box<dyn std::error::Error>> {
     let mut texts = Vec::new();
     for line in std::fs::read_to_string(path)?.lines() {
-        // The files are written by Python's json module: "text" is the last field.
-        let start = line.find("\"text\": \"").ok_or("a line without text")? + 9;
-        let raw = &line[start..line.len() - 2];
-        texts.push(raw.replace("\\\"", "\"").replace("\\\\", "\\"));
+        let record: serde_json::Value = serde_json::from_str(line)?;
+        texts.push(record["text"].as_str().ok_or("a line without text")?.to_owned());
     }
     Ok(texts)
 }
@@ -56,7 +54,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let rtxn = env.read_txn()?;
     let reader = Reader::<Cosine>::open(&rtxn, 0, db)?;
-    for q in [0, 1, 2, 7] {
+    for q in (0..queries.len().min(query_texts.len())).take(4) {
         println!("\"{}\"", query_texts[q]);
         let asked = Instant::now();
         let nearest = reader.nns(5).by_vector(&rtxn, queries.get(q))?;
