@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use spinney::distances::{Cosine, Euclidean};
-use spinney::heed::{CommitOrAbort, Env, EnvOpenOptions, WithTls};
+use spinney::heed::{Env, WithTls};
 use spinney::{Database, Distance, Reader, Writer};
 use support::data::{self, Dataset};
 
@@ -33,14 +33,7 @@ struct Index<D: Distance> {
 
 impl<D: Distance> Index<D> {
     fn new(map_size: usize) -> Result<Index<D>, Box<dyn Error>> {
-        let dir = tempfile::tempdir()?;
-        // SAFETY: the environment is opened once, in a fresh directory of this process.
-        let env = unsafe { EnvOpenOptions::new().map_size(map_size).open(dir.path())? };
-        let db = env
-            .create_databases_and_commit(env.write_txn()?, |opener, wtxn| {
-                opener.create_database(wtxn, None).map(CommitOrAbort::<_, ()>::Commit)
-            })?
-            .unwrap_commit();
+        let (dir, env, db) = support::temporary::database(map_size)?;
         Ok(Index { env, db, _dir: dir })
     }
 

@@ -17,8 +17,7 @@ use std::time::{Duration, Instant};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use spinney::distances::Euclidean;
-use spinney::heed::{CommitOrAbort, EnvOpenOptions};
-use spinney::{Database, Reader, Writer};
+use spinney::{Reader, Writer};
 
 /// Nanoseconds per call of `f`, timed over about 200 ms.
 fn time_per_call(mut f: impl FnMut()) -> f64 {
@@ -85,14 +84,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     let set = support::data::clustered(100_000, 100, 128, 42);
-    let dir = tempfile::tempdir()?;
-    // SAFETY: the environment is opened once, in a fresh directory of this process.
-    let env = unsafe { EnvOpenOptions::new().map_size(1 << 30).open(dir.path())? };
-    let db: Database<'static, Euclidean> = env
-        .create_databases_and_commit(env.write_txn()?, |opener, wtxn| {
-            opener.create_database(wtxn, None).map(CommitOrAbort::<_, ()>::Commit)
-        })?
-        .unwrap_commit();
+    let (_dir, env, db) = support::temporary::database::<Euclidean>(1 << 30)?;
 
     let build_10k = {
         let mut wtxn = env.write_txn()?;

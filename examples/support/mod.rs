@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod data;
+pub mod temporary;
 
 use std::error::Error;
 use std::num::NonZeroUsize;
@@ -16,8 +17,7 @@ use spinney::distances::{
     BinaryQuantizedCosine, BinaryQuantizedEuclidean, BinaryQuantizedManhattan, Cosine, DotProduct, Euclidean, Hamming,
     Manhattan,
 };
-use spinney::heed::{CommitOrAbort, EnvOpenOptions};
-use spinney::{Database, Distance, Reader, Searcher, Writer};
+use spinney::{Distance, Reader, Searcher, Writer};
 
 /// What to measure.
 #[derive(Debug, Clone)]
@@ -164,15 +164,8 @@ fn measure_with<D: Distance>(options: &Options) -> Result<Report, Box<dyn Error>
     };
     let (n, dimensions) = (dataset.base.len(), dataset.base.dimensions);
 
-    let dir = tempfile::tempdir()?;
     let raw_bytes = (n * dimensions * 4) as u64;
-    // SAFETY: the environment is opened once, in a fresh directory of this process.
-    let env = unsafe { EnvOpenOptions::new().map_size((raw_bytes as usize * 4).max(1 << 30)).open(dir.path())? };
-    let db: Database<'static, D> = env
-        .create_databases_and_commit(env.write_txn()?, |opener, wtxn| {
-            opener.create_database(wtxn, None).map(CommitOrAbort::<_, ()>::Commit)
-        })?
-        .unwrap_commit();
+    let (_dir, env, db) = temporary::database::<D>((raw_bytes as usize * 4).max(1 << 30))?;
 
     let start = Instant::now();
     let mut wtxn = env.write_txn()?;
