@@ -5,13 +5,13 @@
 //! prints one line saying what went wrong, and what to do, on failure. The
 //! exit codes are listed in `spinney --help`.
 
+mod build;
 mod database;
 mod eval;
 mod failure;
 mod import;
 mod inspect;
 mod plot;
-mod progress;
 mod query;
 mod vectors;
 
@@ -37,7 +37,7 @@ enum Command {
     /// Add the vectors of a file (.fvecs, .npy, .jsonl, .csv) to an index.
     Import(import::ImportArgs),
     /// Build (or update) an index's trees over its items.
-    Build(BuildArgs),
+    Build(build::BuildArgs),
     /// The nearest neighbours of an item, a vector or each vector of a file.
     Query(query::QueryArgs),
     /// The shape of an index: items, trees, depth, buckets, bytes.
@@ -72,28 +72,6 @@ pub struct IndexArgs {
     /// The index (0 to 65535).
     #[arg(long, default_value_t = 0)]
     pub index: u16,
-}
-
-/// The options of a build.
-#[derive(Args)]
-pub struct BuildArgs {
-    #[command(flatten)]
-    pub target: IndexArgs,
-    /// The number of trees (default: from the items and dimensions).
-    #[arg(long)]
-    pub trees: Option<usize>,
-    /// The most items a bucket holds (default: from the dimensions).
-    #[arg(long)]
-    pub split_after: Option<usize>,
-    /// The seed of the random planes: the same seed gives the same trees.
-    #[arg(long, default_value_t = 42)]
-    pub seed: u64,
-    /// Threads growing trees (default: one per core).
-    #[arg(long)]
-    pub threads: Option<usize>,
-    /// Memory the trees may use while they grow, e.g. 2GiB.
-    #[arg(long, value_parser = parse_bytes)]
-    pub memory: Option<usize>,
 }
 
 /// How results are printed.
@@ -131,7 +109,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
         Command::Import(args) => import::run(&args),
-        Command::Build(args) => progress::build(&args),
+        Command::Build(args) => build::run(&args),
         Command::Query(args) => query::run(&args),
         Command::Stats(args) => inspect::stats(&args),
         Command::Check(args) => inspect::check(&args),

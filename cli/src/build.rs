@@ -6,19 +6,42 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use spinney::{Distance, IndexInfo, MainStep, Reader, WriterProgress};
 
-use crate::BuildArgs;
+use crate::IndexArgs;
 use crate::database::{self, Opened, with_index_distance};
 use crate::failure::{Failure, Outcome};
 use crate::inspect::human_bytes;
+
+/// The options of a build.
+#[derive(Args)]
+pub struct BuildArgs {
+    #[command(flatten)]
+    pub target: IndexArgs,
+    /// The number of trees (default: from the items and dimensions).
+    #[arg(long)]
+    pub trees: Option<usize>,
+    /// The most items a bucket holds (default: from the dimensions).
+    #[arg(long)]
+    pub split_after: Option<usize>,
+    /// The seed of the random planes: the same seed gives the same trees.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Threads growing trees (default: one per core).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Memory the trees may use while they grow, e.g. 2GiB.
+    #[arg(long, value_parser = crate::parse_bytes)]
+    pub memory: Option<usize>,
+}
 
 /// Set by the Ctrl-C handler; the build polls it.
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
 /// Runs `spinney build`.
-pub fn build(args: &BuildArgs) -> Outcome {
+pub fn run(args: &BuildArgs) -> Outcome {
     let opened = database::existing(&args.target.db)?;
     let info = opened.index_info(args.target.index)?;
     ctrlc::set_handler(|| INTERRUPTED.store(true, Ordering::Relaxed))
