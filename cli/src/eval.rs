@@ -144,15 +144,12 @@ fn eval<D: Distance>(args: &EvalArgs, opened: &Opened) -> Outcome {
 
 /// `k × 10`, `k × 30`, `k × 100`, ... up to every item.
 fn default_sweep(k: usize, every: NonZeroUsize) -> Vec<NonZeroUsize> {
-    let mut sweep = Vec::new();
-    let mut search_k = (k * 10).max(1);
-    let mut factor = 3;
-    while search_k < every.get() {
-        sweep.extend(NonZeroUsize::new(search_k));
-        search_k *= factor;
-        factor = if factor == 3 { 10 } else { 3 };
-        search_k /= if factor == 3 { 3 } else { 1 };
-    }
+    let first = k.saturating_mul(10);
+    let mut sweep: Vec<NonZeroUsize> = (0..usize::BITS)
+        .flat_map(|decade| [1, 3].map(|step| first.saturating_mul(step).saturating_mul(10usize.saturating_pow(decade))))
+        .take_while(|&search_k| search_k < every.get())
+        .filter_map(NonZeroUsize::new)
+        .collect();
     sweep.push(every);
     sweep
 }
@@ -170,5 +167,8 @@ mod tests {
         assert_eq!(sweep, [100, 300, 1000, 3000, 10000, 30000, 40000]);
         let tiny: Vec<usize> = default_sweep(10, NonZeroUsize::new(50).unwrap()).into_iter().map(|n| n.get()).collect();
         assert_eq!(tiny, [50]);
+        let huge: Vec<usize> =
+            default_sweep(usize::MAX, NonZeroUsize::new(50).unwrap()).into_iter().map(|n| n.get()).collect();
+        assert_eq!(huge, [50]);
     }
 }
