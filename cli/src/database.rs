@@ -20,6 +20,8 @@ pub struct Opened {
     pub env: Env,
     db: RawDatabase,
     path: PathBuf,
+    /// Whether the database is a named one.
+    named: bool,
 }
 
 /// Opens the database of `args`: `None` when there is none yet. With
@@ -52,7 +54,7 @@ pub fn open(args: &DatabaseArgs, create: bool) -> Outcome<Option<Opened>> {
             })?
             .unwrap_commit(),
     };
-    Ok(db.map(|db| Opened { env, db, path: path.to_owned() }))
+    Ok(db.map(|db| Opened { env, db, path: path.to_owned(), named: name.is_some() }))
 }
 
 /// Opens the database of `args`, or says how to make one.
@@ -79,10 +81,18 @@ impl Opened {
     pub fn indexes(&self) -> Outcome<Vec<IndexInfo>> {
         let rtxn = self.env.read_txn()?;
         spinney::indexes(&rtxn, self.db::<spinney::distances::Euclidean>()).map_err(|error| match error {
-            spinney::Error::Corrupted { reason, .. } => Failure::new(format!(
-                "{}: not a spinney database ({reason}); an arroy index can be migrated with Writer::import_arroy",
-                self.path.display()
-            )),
+            spinney::Error::Corrupted { reason, .. } => {
+                // LMDB keeps the names of the named databases as keys of
+                // the unnamed one.
+                let hint = match self.named {
+                    true => "",
+                    false => "; if the environment holds named databases, pass --database NAME",
+                };
+                Failure::new(format!(
+                    "{}: not a spinney database ({reason}); an arroy index can be migrated with Writer::import_arroy{hint}",
+                    self.path.display()
+                ))
+            }
             other => Failure::from(other),
         })
     }

@@ -368,6 +368,7 @@ fn mistakes_get_one_line_saying_what_to_do() {
     ok(&["import", &named, "--database", "first", &base, "--metric", "cosine"]);
     ok(&["import", &named, "--database", "second", &base, "--metric", "euclidean"]);
     assert!(ok(&["ls", &named, "--database", "second"]).contains("euclidean"));
+    fails(&["ls", &named], 1, "if the environment holds named databases, pass --database NAME");
     let mut small = vec!["import", "--map-size", "64KiB", &db, "--index", "2", "--metric", "cosine"];
     let big = files.path("big.fvecs");
     write_fvecs(&big, &vectors(2_000, 64));
