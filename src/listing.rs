@@ -44,7 +44,9 @@ pub struct IndexInfo {
 /// Reads a few entries per index and counts its items and change marks.
 /// An index in another format or with another distance is listed as it
 /// is; an entry whose key spinney cannot read is [`Error::Corrupted`]
-/// (the database holds something else than spinney indexes).
+/// (the database holds something else than spinney indexes). LMDB keeps
+/// the names of an environment's named databases as keys of its unnamed
+/// one: where there are named databases, keep spinney's in a named one.
 ///
 /// # Examples
 ///
