@@ -24,7 +24,7 @@ use spinney::{Distance, Reader, Searcher, Writer};
 pub struct Options {
     /// A TEXMEX folder or an `.npy` file; generated data when `None`.
     pub data: Option<PathBuf>,
-    /// How to generate data when there is none: `clustered` or `low-rank`.
+    /// How to generate data when there is none: `clustered`, `embeddings` or `low-rank`.
     pub generator: String,
     pub metric: String,
     pub n: usize,
@@ -53,7 +53,7 @@ impl Default for Options {
 
 pub const USAGE: &str = "options: --data DIR|FILE.npy, --metric euclidean|cosine|manhattan|dot-product\
 |binary-quantized-euclidean|binary-quantized-cosine|binary-quantized-manhattan|hamming, \
---generator clustered|low-rank, --n N, --dimensions D, --queries Q, --trees T, --split-after S, --seed S";
+--generator clustered|embeddings|low-rank, --n N, --dimensions D, --queries Q, --trees T, --split-after S, --seed S";
 
 impl Options {
     /// Parses `--flag value` pairs over the defaults.
@@ -139,6 +139,7 @@ fn load(options: &Options, metric: &str) -> Result<data::Dataset, Box<dyn Error>
         Some(dir) => data::read_texmex(dir, metric)?,
         None => match options.generator.as_str() {
             "clustered" => data::clustered(options.n, options.queries, options.dimensions, options.seed),
+            "embeddings" => data::embeddings(options.n, options.queries, options.dimensions, options.seed),
             "low-rank" => data::low_rank(options.n, options.queries, options.dimensions, options.seed),
             other => return Err(format!("unknown generator {other}; {USAGE}").into()),
         },
@@ -196,12 +197,11 @@ fn measure_with<D: Distance>(options: &Options) -> Result<Report, Box<dyn Error>
     let reader = Reader::<D>::open(&rtxn, 0, db)?;
     let mut curve = Vec::new();
     let mut searcher = Searcher::new();
-    let default_k = 10 * D::DEFAULT_OVERSAMPLING * spinney::DEFAULT_SEARCH_K_PER_RESULT;
-    let mut efforts: Vec<usize> =
-        [default_k / 50, default_k / 20, default_k / 10, default_k / 5, default_k / 2, default_k]
-            .into_iter()
-            .map(|k| k.clamp(1, n))
-            .collect();
+    // Shares of the items, then the default.
+    let default_k = reader.nns(10).effective_search_k();
+    let mut efforts: Vec<usize> = [n / 200, n / 100, n / 50, n / 20, n / 10, n / 5].map(|k| k.max(10)).to_vec();
+    efforts.retain(|&k| k < default_k.min(n));
+    efforts.push(default_k.min(n));
     efforts.dedup();
     for search_k in efforts {
         let search_k = NonZeroUsize::new(search_k).unwrap_or(NonZeroUsize::MIN);
