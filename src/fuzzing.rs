@@ -12,7 +12,7 @@ use crate::distance::{
 };
 use crate::item::{ItemEntry, decode_mark, encode_built, encode_mark};
 use crate::key::Key;
-use crate::layout::{NodeView, SlotGeometry, SlotTable, TreeView, encode, pack_chunk};
+use crate::layout::{NodeView, Partitions, RunChunk, SlotGeometry, SlotTable, TreeView, encode, pack_chunk};
 use crate::metadata::{Header, Metadata};
 use crate::vector::{UnalignedF32, VectorCodec};
 
@@ -130,6 +130,26 @@ pub fn vector(bytes: &[u8]) {
     }
 }
 
+/// Partitions records and run chunks, read at a few code widths: a value
+/// that decodes has places, slots and codes that read without a panic.
+pub fn runs(bytes: &[u8]) {
+    for dimensions in [128, 200, 384] {
+        if let Ok(partitions) = Partitions::decode(bytes, dimensions) {
+            for i in 0..partitions.len() {
+                let _ = partitions.place(i);
+                let _ = partitions.codes().code(i);
+            }
+        }
+        if let Ok(chunk) = RunChunk::decode(bytes, dimensions) {
+            assert!(chunk.lanes().is_multiple_of(crate::codes::BLOCK), "a run chunk holds whole blocks");
+            for lane in 0..chunk.lanes() {
+                let _ = chunk.slot(lane);
+                let _ = chunk.codes().code(lane);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     /// The oracles hold on a few hand-made inputs (the fuzzers run them on
@@ -144,5 +164,9 @@ mod tests {
         super::slots(&[5, 0, 0, 0, 0, 0, 0x80, 0x3f]);
         super::metadata(&[3, 0, 0, 0, 2, 0, 0, 0, 1, b'x']);
         super::key(&[0, 1, 2, 0, 0, 1, 2]);
+        // A run chunk of 32 lanes of 128-dimension codes: one block of 512
+        // bytes, then 32 norms and 32 scales.
+        let chunk = [32u32.to_le_bytes().to_vec(), vec![0xff; 4 * 32], vec![0; 512 + 256]].concat();
+        super::runs(&chunk);
     }
 }

@@ -29,6 +29,12 @@ pub enum NodeMode {
     Tree = 4,
     /// A chunk of the directory: the slot of each built item, in id order.
     Directory = 5,
+    /// One tree's partitions: the place of each in the tree's run, and the
+    /// codes of their centroids.
+    Partitions = 6,
+    /// A chunk of one tree's run: the slots and codes of its partitions'
+    /// items, partition after partition.
+    Runs = 7,
 }
 
 impl NodeMode {
@@ -40,6 +46,8 @@ impl NodeMode {
             3 => Some(NodeMode::Slots),
             4 => Some(NodeMode::Tree),
             5 => Some(NodeMode::Directory),
+            6 => Some(NodeMode::Partitions),
+            7 => Some(NodeMode::Runs),
             _ => None,
         }
     }
@@ -84,6 +92,16 @@ impl Key {
 
     pub(crate) const fn codebook(index: u16) -> Key {
         Key::new(index, NodeMode::Metadata, CODEBOOK_ID)
+    }
+
+    /// The partitions of tree `tree`.
+    pub(crate) const fn partitions(index: u16, tree: u32) -> Key {
+        Key::new(index, NodeMode::Partitions, tree)
+    }
+
+    /// Chunk `chunk` of tree `tree`'s run (`tree < 4096`, `chunk < 2^20`).
+    pub(crate) const fn run(index: u16, tree: u32, chunk: u32) -> Key {
+        Key::new(index, NodeMode::Runs, tree << TREE_SHIFT | chunk)
     }
 
     pub(crate) const fn updated(index: u16, item: u32) -> Key {
@@ -137,6 +155,11 @@ impl fmt::Display for Key {
             NodeMode::Item => "item",
             NodeMode::Slots => "slot chunk",
             NodeMode::Directory => "directory chunk",
+            NodeMode::Partitions => "partitions of tree",
+            NodeMode::Runs => {
+                let (tree, chunk) = (self.id >> TREE_SHIFT, self.id & ((1 << TREE_SHIFT) - 1));
+                return write!(f, "index {} run of tree {tree} chunk {chunk}", self.index);
+            }
             NodeMode::Tree => {
                 let (tree, chunk) = (self.id >> TREE_SHIFT, self.id & ((1 << TREE_SHIFT) - 1));
                 return write!(f, "index {} tree {tree} chunk {chunk}", self.index);
@@ -218,7 +241,9 @@ mod tests {
             Just(NodeMode::Item),
             Just(NodeMode::Slots),
             Just(NodeMode::Tree),
-            Just(NodeMode::Directory)
+            Just(NodeMode::Directory),
+            Just(NodeMode::Partitions),
+            Just(NodeMode::Runs)
         ]
     }
 

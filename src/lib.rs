@@ -233,7 +233,7 @@ pub mod distances {
     };
 }
 
-pub use build::{Builder, MAX_TREES, default_n_trees, default_split_after};
+pub use build::{Builder, DEFAULT_TREES_WITH_CODES, MAX_TREES, default_n_trees, default_split_after};
 pub use codes::MIN_DIMENSIONS as MIN_CODE_DIMENSIONS;
 pub use distance::Distance;
 pub use error::Error;
@@ -245,7 +245,7 @@ pub use listing::{IndexInfo, indexes};
 pub use progress::{MainStep, SubStep, WriterProgress};
 pub use reader::{
     DEFAULT_EXACT_BELOW_COUNT, DEFAULT_EXACT_BELOW_RATIO, DEFAULT_SEARCH_K_PER_RESULT, QueryBuilder, QueryStats,
-    Reader, Searcher, Stats, TreeStats,
+    Reader, Searcher, Stats, TreeStats, default_search_k,
 };
 pub use store::ItemIter;
 pub use version::FORMAT_VERSION;

@@ -156,9 +156,10 @@ pub(crate) fn delete_mode(db: RawDatabase, wtxn: &mut RwTxn, index: u16, mode: N
     Ok(db.delete_range(wtxn, &range)?)
 }
 
-/// Deletes the read layer of `index`: its slots, trees and directory.
+/// Deletes the read layer of `index`: its slots, trees, partitions and
+/// directory.
 pub(crate) fn delete_read_layer(db: RawDatabase, wtxn: &mut RwTxn, index: u16) -> Result<()> {
-    for mode in [NodeMode::Slots, NodeMode::Tree, NodeMode::Directory] {
+    for mode in [NodeMode::Slots, NodeMode::Tree, NodeMode::Directory, NodeMode::Partitions, NodeMode::Runs] {
         delete_mode(db, wtxn, index, mode)?;
     }
     Ok(())

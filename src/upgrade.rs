@@ -6,6 +6,11 @@
 //! is and drops what a build recomputes: the trees (`(index, 3, ..)`, where
 //! format 3 keeps slots), the change marks (which held whole vectors), and
 //! the metadata. The next build grows a new forest over every item.
+//!
+//! Format 3 is format 4 without the partitions and runs: an upgrade marks
+//! the header with the new version and deletes the metadata, so that the
+//! next build, a fresh one, reads every item from its entry or its slot
+//! and writes the whole read layer anew, partitions and runs included.
 
 use std::borrow::Cow;
 
@@ -18,17 +23,20 @@ use crate::store;
 use crate::writer::Writer;
 use crate::{Distance, FORMAT_VERSION, Result};
 
-/// The format versions [`Writer::upgrade`] converts.
+/// The format versions [`Writer::upgrade`] converts by staging their items
+/// again (format 3 keeps its items where they are).
 const UPGRADABLE: std::ops::RangeInclusive<u32> = 1..=2;
+/// The format whose items and read layer format 4 reads as they are.
+const SLOTTED: u32 = 3;
 
 impl<D: Distance> Writer<D> {
-    /// Converts this index, written in format 1 or 2 by an older release,
-    /// to the current format, in `wtxn`; returns whether there was anything
-    /// to convert (`false` for an index already in the current format, or
-    /// never written).
+    /// Converts this index, written in format 1, 2 or 3 by an older
+    /// release, to the current format, in `wtxn`; returns whether there was
+    /// anything to convert (`false` for an index already in the current
+    /// format, or never written).
     ///
     /// Every item is kept, with any change made since its last build; the
-    /// trees are dropped, so the index is unbuilt until the next
+    /// index is unbuilt until the next
     /// [`Builder::build`](crate::Builder::build), which grows a new forest.
     /// The old index must have this writer's distance and dimensions
     /// ([`Error::DistanceMismatch`], [`Error::IndexDimensionMismatch`]).
@@ -58,6 +66,20 @@ impl<D: Distance> Writer<D> {
             self.header(wtxn)?;
             return Ok(false);
         }
+        if version == SLOTTED {
+            let header = Header::decode(bytes).map_err(|e| Error::corrupted(header_key, e))?;
+            if header.distance != D::NAME {
+                let found = header.distance.into_owned();
+                return Err(Error::DistanceMismatch { index, expected: D::NAME, found });
+            }
+            let dimensions = header.dimensions;
+            if dimensions as usize != self.dimensions {
+                let found = dimensions as usize;
+                return Err(Error::IndexDimensionMismatch { index, expected: self.dimensions, found });
+            }
+            db.delete(wtxn, &Key::metadata(index))?;
+            return self.write_upgraded_header(wtxn, dimensions);
+        }
         if !UPGRADABLE.contains(&version) || bytes.len() != 4 {
             return Err(Error::FormatVersion { index, found: version, supported: FORMAT_VERSION });
         }
@@ -76,10 +98,15 @@ impl<D: Distance> Writer<D> {
         store::delete_mode(db, wtxn, index, NodeMode::Updated)?;
         store::delete_read_layer(db, wtxn, index)?;
         db.delete(wtxn, &metadata_key)?;
+        self.write_upgraded_header(wtxn, dimensions)
+    }
+
+    /// Writes the header of the current format.
+    fn write_upgraded_header(&self, wtxn: &mut RwTxn, dimensions: u32) -> Result<bool> {
         let header = Header { version: FORMAT_VERSION, dimensions, distance: Cow::Borrowed(D::NAME) };
         let mut bytes = Vec::new();
         header.encode_into(&mut bytes);
-        db.put(wtxn, &header_key, &bytes)?;
+        self.db.put(wtxn, &Key::header(self.index), &bytes)?;
         Ok(true)
     }
 }

@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use common::{MIB, TestEnv, build_index, data};
@@ -115,11 +116,11 @@ fn an_unknown_format_version() {
     let header = Key { index: 4, mode: NodeMode::Metadata, id: 1 };
     // Format 2 stored the bare version here; a future format a longer
     // header: reads, builds, writes and distance changes refuse both.
-    for (found, bytes) in [(2u32, 2u32.to_le_bytes().to_vec()), (4, [&4u32.to_le_bytes()[..], &[9; 12]].concat())] {
+    for (found, bytes) in [(2u32, 2u32.to_le_bytes().to_vec()), (5, [&5u32.to_le_bytes()[..], &[9; 12]].concat())] {
         let mut wtxn = test.env.write_txn().unwrap();
         raw(db).put(&mut wtxn, &header, &bytes).unwrap();
         let err = Reader::<Euclidean>::open(&wtxn, 4, db).unwrap_err();
-        assert!(matches!(err, Error::FormatVersion { index: 4, found: f, supported: 3 } if f == found), "{err}");
+        assert!(matches!(err, Error::FormatVersion { index: 4, found: f, supported: 4 } if f == found), "{err}");
         let writer = Writer::<Euclidean>::new(db, 4, 4);
         let err = writer.builder(&mut common::rng(1)).build(&mut wtxn).unwrap_err();
         assert!(matches!(err, Error::FormatVersion { found: f, .. } if f == found), "{err}");
@@ -276,6 +277,49 @@ fn check_finds_a_code_that_is_not_its_vectors() {
     raw(db).put(&mut wtxn, &slots, &value).unwrap();
     let err = Reader::<Euclidean>::open(&wtxn, 0, db).unwrap().check(&wtxn).unwrap_err();
     assert!(matches!(&err, Error::Corrupted { key, reason } if *key == slots && reason.contains("code")), "{err}");
+}
+
+/// Damaged partitions and runs: a code that is not its slot's is found by
+/// `check`, a slot past the end makes queries answer `Corrupted`, and a
+/// partition placed outside its chunk is refused when the reader opens.
+#[test]
+fn damaged_partitions_and_runs_are_errors() {
+    let test = TestEnv::new(64 * MIB);
+    let db = test.database::<Euclidean>();
+    let set = data::clustered(300, 1, 128, 1);
+    build_index(&test, db, 0, &set.base, Some(2), 1);
+    let run = Key { index: 0, mode: NodeMode::Runs, id: 0 };
+    let partitions = Key { index: 0, mode: NodeMode::Partitions, id: 0 };
+    let query = set.queries.get(0);
+    let few = NonZeroUsize::new(40).unwrap();
+
+    let mut wtxn = test.env.write_txn().unwrap();
+    Reader::<Euclidean>::open(&wtxn, 0, db).unwrap().check(&wtxn).unwrap();
+    let original = raw(db).get(&wtxn, &run).unwrap().unwrap().to_vec();
+    let lanes = u32::from_le_bytes(original[..4].try_into().unwrap()) as usize;
+    // A bit of lane 3's code, after the lane count and the lanes' slots.
+    let mut value = original.clone();
+    value[4 + 4 * lanes + 3] ^= 0b100;
+    raw(db).put(&mut wtxn, &run, &value).unwrap();
+    let err = Reader::<Euclidean>::open(&wtxn, 0, db).unwrap().check(&wtxn).unwrap_err();
+    assert!(matches!(&err, Error::Corrupted { key, reason } if *key == partitions && reason.contains("code")), "{err}");
+
+    // Every lane's slot past the end.
+    let mut value = original.clone();
+    value[4..4 + 4 * lanes].fill(0x7f);
+    raw(db).put(&mut wtxn, &run, &value).unwrap();
+    let reader = Reader::<Euclidean>::open(&wtxn, 0, db).unwrap();
+    let err = reader.nns(10).search_k(few).by_vector(&wtxn, query).unwrap_err();
+    assert!(matches!(&err, Error::Corrupted { key, .. } if *key == partitions), "{err}");
+    drop(reader);
+
+    // The first partition's lanes past its chunk.
+    raw(db).put(&mut wtxn, &run, &original).unwrap();
+    let mut value = raw(db).get(&wtxn, &partitions).unwrap().unwrap().to_vec();
+    value[12..16].copy_from_slice(&u32::MAX.to_le_bytes());
+    raw(db).put(&mut wtxn, &partitions, &value).unwrap();
+    let err = Reader::<Euclidean>::open(&wtxn, 0, db).unwrap_err();
+    assert!(matches!(&err, Error::Corrupted { key, .. } if *key == partitions), "{err}");
 }
 
 /// A directory that sends an item to another's slot: a query whose small

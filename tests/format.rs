@@ -117,7 +117,7 @@ fn format_page_test_vectors() {
     writer.builder(&mut common::rng(1)).build(&mut wtxn).unwrap();
     wtxn.commit().unwrap();
     let header = Key { index: 1, mode: NodeMode::Metadata, id: 1 };
-    assert_eq!(value(header), [3, 0, 0, 0, 2, 0, 0, 0, 9, b'e', b'u', b'c', b'l', b'i', b'd', b'e', b'a', b'n']);
+    assert_eq!(value(header), [4, 0, 0, 0, 2, 0, 0, 0, 9, b'e', b'u', b'c', b'l', b'i', b'd', b'e', b'a', b'n']);
     assert_eq!(value(key), [0x01, 0x00, 0x00, 0x00, 0x00]);
     let slots = Key { index: 1, mode: NodeMode::Slots, id: 0 };
     assert_eq!(value(slots), [0x02, 0x01, 0x00, 0x00, 0x00, 0x00, 0x80, 0x3f, 0x00, 0x00, 0x00, 0xc0]);

@@ -8,8 +8,10 @@ use common::{MIB, TestEnv, build_index, data};
 use spinney::distances::{Cosine, DotProduct, Euclidean, Manhattan};
 use spinney::{Distance, Reader};
 
-/// Builds `dataset` with the default tree count and returns recall@10 at the
-/// default `search_k` (`10 × n_trees`) and at 4x it.
+/// Builds `dataset` with `n_trees` (or the default) and returns recall@10
+/// at a small `search_k` and at 4x it: `10 × n_trees` distinct candidates
+/// through the trees' planes without codes; with codes, the codes of 2% of
+/// the items from the trees' partitions.
 ///
 /// The thresholds below sit a few points under what these seeds measure
 /// (printed by each test), so a regression in splits or search fails them.
@@ -21,9 +23,13 @@ fn measure<D: Distance>(dataset: &data::Dataset, n_trees: Option<usize>) -> (f64
     let rtxn = test.env.read_txn().unwrap();
     let reader = Reader::<D>::open(&rtxn, 0, db).unwrap();
     reader.check(&rtxn).unwrap();
+    let small = match D::QUANTIZED || dataset.base.dimensions < spinney::MIN_CODE_DIMENSIONS {
+        true => 10 * reader.n_trees(),
+        false => dataset.base.len() / 50,
+    };
     let mut recalls = [0.0; 2];
     for (recall, factor) in recalls.iter_mut().zip([1, 4]) {
-        let search_k = NonZeroUsize::new(10 * reader.n_trees() * factor).unwrap();
+        let search_k = NonZeroUsize::new(small * factor).unwrap();
         let found: Vec<Vec<u32>> = (0..dataset.queries.len())
             .map(|q| {
                 let answer = reader.nns(10).search_k(search_k).by_vector(&rtxn, dataset.queries.get(q)).unwrap();
@@ -33,7 +39,7 @@ fn measure<D: Distance>(dataset: &data::Dataset, n_trees: Option<usize>) -> (f64
             .collect();
         *recall = data::recall_at(10, &truth, &found);
     }
-    println!("{} {}: recall@10 {:.3} at default search_k, {:.3} at 4x", dataset.name, D::NAME, recalls[0], recalls[1]);
+    println!("{} {}: recall@10 {:.3} at search_k {small}, {:.3} at 4x", dataset.name, D::NAME, recalls[0], recalls[1]);
     (recalls[0], recalls[1])
 }
 
@@ -81,22 +87,53 @@ fn dot_product_10k_x_64() {
 
 #[test]
 fn euclidean_5k_x_768() {
-    assert_recall::<Euclidean>(&wide(), WIDE_TREES, 0.60, 0.85);
+    assert_recall::<Euclidean>(&wide(), WIDE_TREES, 0.35, 0.82);
 }
 
 #[test]
 fn cosine_5k_x_768() {
-    assert_recall::<Cosine>(&wide(), WIDE_TREES, 0.44, 0.77);
+    assert_recall::<Cosine>(&wide(), WIDE_TREES, 0.48, 0.87);
 }
 
 #[test]
 fn manhattan_5k_x_768() {
-    assert_recall::<Manhattan>(&wide(), WIDE_TREES, 0.61, 0.86);
+    assert_recall::<Manhattan>(&wide(), WIDE_TREES, 0.35, 0.83);
 }
 
 #[test]
 fn dot_product_5k_x_768() {
-    assert_recall::<DotProduct>(&wide(), WIDE_TREES, 0.54, 0.78);
+    assert_recall::<DotProduct>(&wide(), WIDE_TREES, 0.50, 0.86);
+}
+
+/// The default query of an index too large to scan: 100,000 embedding-like
+/// vectors of 384 dimensions. It reads the trees' partitions, scores a
+/// small share of the codes, and finds the ten nearest with recall@10 at
+/// least 0.95 (0.998 measured with these seeds).
+#[test]
+fn the_default_query_at_100k_items_reads_partitions_and_finds_the_neighbours() {
+    let dataset = data::embeddings(100_000, 100, 384, common::seed(8));
+    let truth = data::brute_force(&dataset, "cosine", 10);
+    let test = TestEnv::new(2048 * MIB);
+    let db = test.database::<Cosine>();
+    build_index::<Cosine>(&test, db, 0, &dataset.base, None, common::seed(9));
+    let rtxn = test.env.read_txn().unwrap();
+    let reader = Reader::<Cosine>::open(&rtxn, 0, db).unwrap();
+    let mut searcher = spinney::Searcher::new();
+    let mut codes = 0;
+    let found: Vec<Vec<u32>> = (0..dataset.queries.len())
+        .map(|q| {
+            let answer = reader.nns(10).by_vector_with(&rtxn, dataset.queries.get(q), &mut searcher).unwrap();
+            let stats = searcher.stats();
+            assert!(stats.nodes > 0, "the query scanned instead of reading partitions: {stats:?}");
+            codes += stats.codes;
+            answer.into_iter().map(|(id, _)| id).collect()
+        })
+        .collect();
+    let recall = data::recall_at(10, &truth, &found);
+    let share = codes as f64 / (dataset.queries.len() * dataset.base.len()) as f64;
+    println!("embeddings 100k x 384: recall@10 {recall:.4} at the default, scoring {:.1}% of the codes", 100.0 * share);
+    assert!(recall >= 0.95, "recall@10 {recall:.4} at the default search_k");
+    assert!(share < 0.5, "the default scored {:.1}% of the codes", 100.0 * share);
 }
 
 /// With `search_k` at least the number of items, every item is ranked, so

@@ -1,10 +1,16 @@
-//! Upgrading in place a database written by the last release of format 2.
+//! Upgrading in place databases written by the last releases of formats 2
+//! and 3.
 //!
 //! `tests/fixtures/format-2/data.mdb` was written by spinney at commit
 //! d67bb64 (format 2): index 0, Euclidean, items 0..300 of 16 dimensions,
 //! 3 trees, then, committed without a build, item 7 deleted, item 8
 //! replaced and item 300 added; index 1, cosine, items 1000..1200 of 8
 //! dimensions, 2 trees. Every vector is `vector(i, d)` below.
+//!
+//! `tests/fixtures/format-3/data.mdb` was written by spinney at commit
+//! 96c032d (format 3): index 0, cosine, items 0..300 of 128 dimensions
+//! (with codes), 3 trees, then, committed without a build, item 7 deleted,
+//! item 8 replaced by `vector(9008, 128)` and item 300 added.
 
 mod common;
 
@@ -20,10 +26,11 @@ fn vector(i: u32, dimensions: usize) -> Vec<f32> {
     (0..dimensions).map(|j| ((i as usize * 31 + j * 17) % 97) as f32 / 97.0 - 0.5).collect()
 }
 
-/// A copy of the fixture in a fresh directory.
-fn fixture() -> TestEnv {
+/// A copy of the fixture of format `format` in a fresh directory.
+fn fixture(format: u32) -> TestEnv {
     let dir = tempfile::tempdir().unwrap();
-    let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/format-2/data.mdb");
+    let source =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/format-{format}/data.mdb"));
     std::fs::copy(source, dir.path().join("data.mdb")).unwrap();
     TestEnv::from_dir(dir, 16 * MIB)
 }
@@ -34,13 +41,13 @@ fn upgrade_and_build<D: Distance>(test: &TestEnv, index: u16, dimensions: usize,
     let db = test.database::<D>();
     let rtxn = test.env.read_txn().unwrap();
     let err = Reader::<D>::open(&rtxn, index, db).unwrap_err();
-    assert!(matches!(err, Error::FormatVersion { found: 2, supported: 3, .. }), "{err}");
+    assert!(matches!(err, Error::FormatVersion { found: 2 | 3, supported: 4, .. }), "{err}");
     drop(rtxn);
 
     let mut wtxn = test.env.write_txn().unwrap();
     let writer = Writer::<D>::new(db, index, dimensions);
     assert!(matches!(writer.add_item(&mut wtxn, 0, &vec![0.0; dimensions]), Err(Error::FormatVersion { .. })));
-    assert!(writer.upgrade(&mut wtxn).unwrap(), "a format-2 index is converted");
+    assert!(writer.upgrade(&mut wtxn).unwrap(), "an index of an older format is converted");
     assert!(!writer.upgrade(&mut wtxn).unwrap(), "a second upgrade has nothing to do");
     assert!(matches!(Reader::<D>::open(&wtxn, index, db), Err(Error::NotBuilt { .. })));
     writer.builder(&mut common::rng(3)).n_trees(3).build(&mut wtxn).unwrap();
@@ -69,7 +76,7 @@ fn upgrade_and_build<D: Distance>(test: &TestEnv, index: u16, dimensions: usize,
 
 #[test]
 fn a_format_2_database_is_upgraded_in_place() {
-    let test = fixture();
+    let test = fixture(2);
     let mut euclidean: BTreeMap<u32, Vec<f32>> = (0..=300).map(|i| (i, vector(i, 16))).collect();
     euclidean.remove(&7);
     euclidean.insert(8, vector(1008, 16));
@@ -79,8 +86,24 @@ fn a_format_2_database_is_upgraded_in_place() {
 }
 
 #[test]
+fn a_format_3_database_is_upgraded_in_place() {
+    let test = fixture(3);
+    let mut cosine: BTreeMap<u32, Vec<f32>> = (0..=300).map(|i| (i, vector(i, 128))).collect();
+    cosine.remove(&7);
+    cosine.insert(8, vector(9_008, 128));
+    upgrade_and_build::<Cosine>(&test, 0, 128, &cosine);
+    // The new build reads its partitions.
+    let rtxn = test.env.read_txn().unwrap();
+    let reader = Reader::<Cosine>::open(&rtxn, 0, test.database::<Cosine>()).unwrap();
+    let mut searcher = spinney::Searcher::new();
+    let query = vector(5_000, 128);
+    reader.nns(3).search_k(NonZeroUsize::new(64).unwrap()).by_vector_with(&rtxn, &query, &mut searcher).unwrap();
+    assert!(searcher.stats().nodes > 0, "{:?}", searcher.stats());
+}
+
+#[test]
 fn an_upgrade_refuses_another_distance_or_dimension_count() {
-    let test = fixture();
+    let test = fixture(2);
     let db = test.database::<Euclidean>();
     let mut wtxn = test.env.write_txn().unwrap();
     let err = Writer::<Cosine>::new(db.remap_data_type(), 0, 16).upgrade(&mut wtxn).unwrap_err();

@@ -54,7 +54,8 @@ use crate::error::Error;
 use crate::item::{ItemEntry, encode_built};
 use crate::key::{Key, NodeMode};
 use crate::layout::{
-    FinishedTree, Layout, MAX_BUCKET, SlotGeometry, SlotTable, Spool, Spooled, TreeFile, spool_directory,
+    FinishedTree, Layout, MAX_BUCKET, SlotGeometry, SlotTable, Spool, Spooled, TreeFile, encode_partitions, node_error,
+    open_trees, partition_items, spool_directory,
 };
 use crate::metadata::Metadata;
 use crate::progress::{MainStep, SubStep, WriterProgress};
@@ -77,10 +78,22 @@ const CODEBOOK_STREAM: u64 = u64::MAX;
 /// The most trees an index can have.
 pub const MAX_TREES: usize = 4096;
 
+/// The trees of an index with codes, unless [`Builder::n_trees`] says
+/// otherwise: each keeps a copy of the codes in its own order (about 4% of
+/// the vectors at 384 dimensions), and queries read the partitions of all
+/// of them. On 1M generated embeddings of 384 dimensions, four trees reach
+/// recall@10 0.96 scoring 4% of the codes; eight reach more per code
+/// scored but cost twice the disk and build time (see README).
+pub const DEFAULT_TREES_WITH_CODES: usize = 4;
+
 /// The number of trees a build of an index with the distance `D` grows when
 /// [`Builder::n_trees`] is not set.
 ///
-/// The whole index is sized to fill about 1.25 times the vectors as stored
+/// An index with codes (the `f32` distances from
+/// [`MIN_CODE_DIMENSIONS`](crate::MIN_CODE_DIMENSIONS) dimensions) is
+/// searched through its trees' partitions, and grows
+/// [`DEFAULT_TREES_WITH_CODES`]. Without codes, queries walk the trees'
+/// planes, and more trees are worth their disk: the whole index is sized to fill about 1.25 times the vectors as stored
 /// (`v` bytes each: `4 × dimensions` for `f32`s, `dimensions / 8` rounded
 /// up to whole 8-byte words for bits). An item takes its slot (its id,
 /// code, header and vector: `4 + k + h + v` bytes, `k` about
@@ -103,6 +116,9 @@ pub fn default_n_trees<D: Distance>(n_items: u64, dimensions: usize) -> usize {
     let split_after = default_split_after(dimensions);
     if n_items <= split_after as u64 {
         return 1;
+    }
+    if codes::space::<D>(dimensions).is_some() {
+        return DEFAULT_TREES_WITH_CODES;
     }
     let vector = D::Codec::size(dimensions) as f64;
     // A code's share of its block, and its two factors.
@@ -530,7 +546,9 @@ impl<'a, D: Distance> Builder<'a, D> {
                 db.put(wtxn, &Key::codebook(index), &bytes)?;
             }
         } else if trees.is_some() {
-            store::delete_mode(db, wtxn, index, NodeMode::Tree)?;
+            for mode in [NodeMode::Tree, NodeMode::Partitions, NodeMode::Runs] {
+                store::delete_mode(db, wtxn, index, mode)?;
+            }
         }
 
         let total = entries.len() as u64;
@@ -561,6 +579,7 @@ impl<'a, D: Distance> Builder<'a, D> {
         for &(item, slot) in &entries {
             db.put_with_flags(wtxn, flags, &Key::item(index, item), &encode_built(slot))?;
         }
+        let wrote_trees = trees.as_ref().is_some_and(|trees| !trees.is_empty());
         let trees = trees.unwrap_or_default();
         let total = trees.len() as u64;
         for (tree, finished) in trees.into_iter().enumerate() {
@@ -568,11 +587,40 @@ impl<'a, D: Distance> Builder<'a, D> {
             let normal = D::NormalCodec::size(self.writer.dimensions);
             finished.write(db, wtxn, index, tree as u32, normal, renamed.as_deref())?;
         }
+        if wrote_trees {
+            self.write_runs(wtxn, &metadata)?;
+        }
 
         self.step(MainStep::WritingMetadata, None)?;
         let mut bytes = Vec::new();
         metadata.encode_into(&mut bytes);
         db.put(wtxn, &Key::metadata(index), &bytes)?;
+        Ok(())
+    }
+
+    /// Writes the partitions and the run of every tree as written in
+    /// `wtxn`, whose metadata will be `metadata`, for the distances with
+    /// codes: one tree at a time, so that one run is in memory.
+    fn write_runs(&self, wtxn: &mut RwTxn, metadata: &Metadata) -> Result<()> {
+        let (db, index, dimensions) = (self.writer.db, self.writer.index, self.writer.dimensions);
+        let normal = D::NormalCodec::size(dimensions);
+        let max_items = partition_items(metadata.items.len());
+        let total = metadata.roots.len() as u64;
+        for tree in 0..metadata.roots.len() {
+            self.step(MainStep::WritingNodes, Some(SubStep { unit: "runs", done: tree as u64, total }))?;
+            let (partitions, run) = {
+                let rtxn: &RoTxn = wtxn;
+                let Some(codebook) = store::built_codebook::<D>(db, rtxn, index, dimensions)? else { return Ok(()) };
+                let trees = open_trees(db, rtxn, index, &metadata.roots)?;
+                let slots = SlotTable::<D>::open(db, rtxn, index, dimensions, Some(metadata.n_slots))?;
+                encode_partitions(&trees[tree], normal, &slots, &codebook, max_items)
+                    .map_err(|e| node_error(index, tree, e))?
+            };
+            db.put(wtxn, &Key::partitions(index, tree as u32), &partitions)?;
+            for (chunk, bytes) in run.iter().enumerate() {
+                db.put(wtxn, &Key::run(index, tree as u32, chunk as u32), bytes)?;
+            }
+        }
         Ok(())
     }
 

@@ -241,8 +241,16 @@ impl<'c> CodeWriter<'c> {
     /// Writes the code of `leaf` as slot `at` of `section`, the code section
     /// of a chunk of `count` slots (zeroed where no code was written).
     pub fn write<D: Distance>(&mut self, leaf: &Leaf<'_, D>, section: &mut [u8], count: usize, at: usize) {
-        D::code_vector(leaf, &mut self.vector);
-        let (norm2, scale) = self.codebook.rotate(&self.vector, &mut self.rotated);
+        let mut vector = std::mem::take(&mut self.vector);
+        D::code_vector(leaf, &mut vector);
+        self.write_vector(&vector, section, count, at);
+        self.vector = vector;
+    }
+
+    /// Writes the code of `vector`, in the coordinates of the codes (a
+    /// centroid), as slot `at` of `section`, as [`CodeWriter::write`] does.
+    pub fn write_vector(&mut self, vector: &[f32], section: &mut [u8], count: usize, at: usize) {
+        let (norm2, scale) = self.codebook.rotate(vector, &mut self.rotated);
         let pieces = self
             .rotated
             .chunks(4)

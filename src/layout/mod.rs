@@ -9,6 +9,7 @@
 //! values (`spool.rs`) while it reads, and copies them in at the end.
 
 mod directory;
+mod partitions;
 mod slots;
 mod spool;
 mod tree;
@@ -17,12 +18,16 @@ use heed::RoTxn;
 
 pub(crate) use self::directory::Directory;
 pub(crate) use self::directory::spool as spool_directory;
+pub use self::partitions::partition_items;
+pub(crate) use self::partitions::{PADDING, TreeRun, encode as encode_partitions, open as open_runs};
+#[cfg(feature = "fuzzing")]
+pub(crate) use self::partitions::{Partitions, RunChunk};
 pub(crate) use self::slots::{SlotGeometry, SlotTable, pack_chunk, read_slot};
 pub(crate) use self::spool::{Spool, Spooled};
 pub use self::tree::MAX_BUCKET;
 #[cfg(feature = "fuzzing")]
 pub(crate) use self::tree::encode;
-pub(crate) use self::tree::{FinishedTree, NodeError, NodeView, TreeFile, TreeView};
+pub(crate) use self::tree::{FinishedTree, NodeError, NodeView, Slots, TreeFile, TreeView};
 use crate::error::Error;
 use crate::key::{Key, NodeMode, TREE_SHIFT};
 use crate::metadata::Metadata;

@@ -8,7 +8,7 @@ use crate::codes::{self, CodeWriter, Codes};
 use crate::error::Error;
 use crate::item::ItemEntry;
 use crate::key::{Key, NodeMode};
-use crate::layout::{NodeView, node_key};
+use crate::layout::{NodeView, PADDING, node_key};
 use crate::store;
 use crate::vector::VectorCodec;
 use crate::{Distance, Result};
@@ -85,6 +85,87 @@ impl<D: Distance> Reader<'_, D> {
             trees.push(stats);
         }
         Ok(Stats { trees })
+    }
+
+    /// Verifies the partitions and runs of every tree, for an index with
+    /// codes: the partitions lie one after the other and fill their chunks,
+    /// each holds its items then padding to a whole block, the run holds
+    /// every item of `live` once with its code as the slots hold it, and
+    /// each centroid's code is the code of its partition's mean.
+    fn check_runs(&self, live: &RoaringBitmap) -> Result<()> {
+        let index = self.index;
+        let (Some(codebook), slots) = (self.codebook.as_ref(), &self.layout.slots) else { return Ok(()) };
+        let runs = match self.runs.as_deref() {
+            Some(runs) => runs,
+            // An index emptied by `clear` keeps its codebook and no tree.
+            None if self.n_trees() == 0 => return Ok(()),
+            None => return Err(Error::corrupted(Key::partitions(index, 0), "an index with codes has no partitions")),
+        };
+        let mut writer = CodeWriter::new(codebook);
+        let (mut point, mut section) = (Vec::new(), Vec::new());
+        for (tree, run) in runs.iter().enumerate() {
+            let key = Key::partitions(index, tree as u32);
+            let corrupted = |reason: String| Err(Error::corrupted(key, reason));
+            let mut in_run = RoaringBitmap::new();
+            let mut next = (0u32, 0u32);
+            for i in 0..run.partitions.len() {
+                let [chunk, first, lanes] = run.partitions.place(i);
+                // In the same chunk right after the one before, or first in
+                // the next chunk once that one is full.
+                let follows = (chunk, first) == next
+                    || (chunk == next.0 + 1 && first == 0 && next.1 as usize == run.chunks[next.0 as usize].lanes());
+                if !follows {
+                    return corrupted(format!("partition {i} does not follow the one before it"));
+                }
+                next = (chunk, first + lanes);
+                let run_chunk = &run.chunks[chunk as usize];
+                let mut sum = vec![0.0f32; self.dimensions];
+                let mut members = 0usize;
+                for lane in first as usize..(first + lanes) as usize {
+                    let slot = run_chunk.slot(lane);
+                    if slot == PADDING {
+                        continue;
+                    }
+                    if lane != first as usize + members {
+                        return corrupted(format!("partition {i} holds slot {slot} after its padding"));
+                    }
+                    if !live.contains(slot) || !in_run.insert(slot) {
+                        return corrupted(format!("partition {i} holds slot {slot}: no item, or twice in the run"));
+                    }
+                    let (slot_chunk, at) = slots.geometry().locate(slot);
+                    if slots.codes(slot_chunk).map(|codes| codes.code(at)) != Some(run_chunk.codes().code(lane)) {
+                        return corrupted(format!("partition {i} holds another code than slot {slot}'s"));
+                    }
+                    D::code_vector(&slots.leaf(slot), &mut point);
+                    sum.iter_mut().zip(&point).for_each(|(s, x)| *s += x);
+                    members += 1;
+                }
+                if members == 0 || members.div_ceil(codes::BLOCK) * codes::BLOCK != lanes as usize {
+                    return corrupted(format!("partition {i} has {lanes} lanes for {members} items"));
+                }
+                let scale = (members as f32).recip();
+                sum.iter_mut().for_each(|s| *s *= scale);
+                section.clear();
+                section.resize(codes::section_size(self.dimensions, 1), 0);
+                writer.write_vector(&sum, &mut section, 1, 0);
+                let expected = Codes::new(&section, self.dimensions, 1).map(|alone| alone.code(0));
+                if expected != Some(run.partitions.codes().code(i)) {
+                    return corrupted(format!("the centroid code of partition {i} is not its items' mean's"));
+                }
+            }
+            if run.chunks.last().is_some_and(|last| next != (run.chunks.len() as u32 - 1, last.lanes() as u32)) {
+                return corrupted("the partitions leave lanes of the last run chunk unused".into());
+            }
+            if &in_run != live {
+                let missing = live - &in_run;
+                return corrupted(format!(
+                    "the run misses {} items, among them slot {:?}",
+                    missing.len(),
+                    missing.min()
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Verifies the whole index and returns the first problem found.
@@ -173,6 +254,7 @@ impl<D: Distance> Reader<'_, D> {
         if ids != metadata.items {
             return Err(Error::corrupted(Key::metadata(index), "the build holds items no slot holds"));
         }
+        self.check_runs(&live)?;
         for (rank, item) in metadata.items.iter().enumerate() {
             let slot = self.layout.directory.slot(rank as u64);
             if !live.contains(slot) || slots.id(slot) != item {

@@ -14,14 +14,14 @@ use roaring::RoaringBitmap;
 pub use self::check::{Stats, TreeStats};
 pub use self::query::{
     DEFAULT_EXACT_BELOW_COUNT, DEFAULT_EXACT_BELOW_RATIO, DEFAULT_SEARCH_K_PER_RESULT, QueryBuilder, QueryStats,
-    Searcher,
+    Searcher, default_search_k,
 };
 use self::ranks::Ranks;
 use crate::codes::Codebook;
 use crate::error::Error;
 use crate::item::{ItemEntry, Leaf, decode_leaf};
 use crate::key::Key;
-use crate::layout::Layout;
+use crate::layout::{Layout, TreeRun, open_runs};
 use crate::metadata::Metadata;
 use crate::store::{self, ItemIter, RawDatabase};
 use crate::{Database, Distance, ItemId, Result};
@@ -48,6 +48,8 @@ pub struct Reader<'t, D: Distance> {
     layout: Layout<'t, D>,
     /// What the slots' codes were made with, for the distances with codes.
     codebook: Option<Codebook>,
+    /// Every tree's partitions and run, for the distances with codes.
+    runs: Option<Vec<TreeRun<'t>>>,
     /// The items a query may return: the built ones not deleted since.
     visible: RoaringBitmap,
     /// The ids changed since the last build.
@@ -89,6 +91,10 @@ impl<'t, D: Distance> Reader<'t, D> {
         let metadata = store::metadata(db, rtxn, index)?.ok_or(Error::NotBuilt { index })?;
         let layout = Layout::open(db, rtxn, index, dimensions, &metadata)?;
         let codebook = store::built_codebook::<D>(db, rtxn, index, dimensions)?;
+        let runs = match &codebook {
+            Some(_) => open_runs(db, rtxn, index, dimensions, metadata.roots.len())?,
+            None => None,
+        };
 
         let mut pending = RoaringBitmap::new();
         let mut visible = metadata.items.clone();
@@ -124,6 +130,7 @@ impl<'t, D: Distance> Reader<'t, D> {
             metadata,
             layout,
             codebook,
+            runs,
             visible,
             pending,
             hidden,

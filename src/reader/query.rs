@@ -10,11 +10,11 @@ use heed::RoTxn;
 use roaring::RoaringBitmap;
 
 use super::Reader;
-use crate::codes::{self, BLOCK, CodeQuery, CodeSpace, Codebook};
+use crate::codes::{self, BLOCK, CodeQuery, CodeSpace, Codebook, Codes};
 use crate::error::Error;
 use crate::item::Leaf;
 use crate::key::Key;
-use crate::layout::{NodeView, node_key};
+use crate::layout::{NodeView, PADDING, Slots, TreeRun, node_key};
 use crate::vector::VectorCodec;
 use crate::writer::check_query;
 use crate::{Distance, ItemId, Result};
@@ -25,33 +25,55 @@ pub const DEFAULT_EXACT_BELOW_COUNT: u64 = 2_000;
 /// With a filter of at most this share of the index, every item of the
 /// filter is a candidate, and the trees are not searched.
 pub const DEFAULT_EXACT_BELOW_RATIO: f64 = 0.01;
-/// A search that would gather at least this share of the items it may
-/// return scores them all in slot order instead (see
-/// [`QueryBuilder::search_k`]).
+/// A search through the trees' planes that would gather at least this
+/// share of the items it may return scores them all in slot order instead
+/// (see [`QueryBuilder::search_k`]).
 const SCAN_ABOVE_SHARE: f64 = 0.1;
+/// The same share for a search through the trees' partitions, whose codes
+/// cost about twice as much as in a scan (measured on pypi-minilm: 13 ns a
+/// code against 6.7, the ranking of the partitions included).
+const PROBE_SCAN_ABOVE_SHARE: f64 = 0.5;
 /// The items of a filter taken whole that are fewer than this in a block of
 /// codes are scored exactly rather than by estimating the block: on
 /// sentence embeddings, a filter of 1% of the items is then answered 2.4
 /// times faster. (Candidates gathered from the trees are not: there,
 /// estimating every block was faster, measured on the same data.)
 const SPARSE_BLOCK: u32 = 4;
-/// The candidates a query gathers per neighbour asked for, unless told
-/// otherwise: with codes, scoring 10,000 candidates for 10 neighbours takes
-/// a fraction of a millisecond, and reaches recall@10 0.95 on sentence
-/// embeddings.
+/// The candidates a query through the trees' planes (an index without
+/// codes) gathers per neighbour asked for, unless told otherwise.
 pub const DEFAULT_SEARCH_K_PER_RESULT: usize = 1_000;
+
+/// The codes a query of an index with codes scores, unless told otherwise:
+/// `count × oversampling × max(4,000, 5 √n)` for an index of `n` items.
+///
+/// Up to about 57,000 items that is more than half of them for ten
+/// neighbours, and the query scans every code (on pypi-minilm, 40,000
+/// sentence embeddings: recall@10 0.997; the partitions reach 0.95 at half
+/// the items there, no faster than the scan). Above, the work grows as the
+/// square root of the items: at 1M generated embeddings of 384
+/// dimensions, 50,000 codes (5%) for recall@10 0.97, twenty times the
+/// queries per second of a scan (see README, "How it scales").
+pub fn default_search_k(count: usize, oversampling: usize, n_items: u64) -> usize {
+    let per_result = ((n_items as f64).sqrt() * 5.0).max(4_000.0) as usize;
+    count.saturating_mul(oversampling).saturating_mul(per_result)
+}
 
 /// A nearest-neighbour query; created by [`Reader::nns`].
 ///
-/// The search walks all the trees at once, always descending next into the
-/// node whose plane the query is nearest to the right side of, and gathers
-/// the items of the buckets it reaches until it holds `search_k` distinct
-/// candidates. Each candidate is scored by its code, and the best are ranked
-/// again by their exact distance (see [`QueryBuilder::rerank`]). When
-/// `search_k` reaches a tenth of the items, every item is scored in slot
-/// order instead, which reads the codes sequentially: with the default
-/// `search_k`, every query for ten neighbours in an `f32` index of up to
-/// 100,000 items.
+/// In an index with codes (the `f32` distances from
+/// [`crate::MIN_CODE_DIMENSIONS`] dimensions), each tree is cut into
+/// partitions of about `√n` items, each with the code of its centroid and
+/// its own copy of its items' codes. The search ranks the partitions of
+/// every tree by their centroids and scores the codes of the nearest, a
+/// block of 32 at a time, until it has scored `search_k`; then the best are
+/// ranked again by their exact distance (see [`QueryBuilder::rerank`]).
+/// Without codes, it walks all the trees at once, always descending next
+/// into the node whose plane the query is nearest to the right side of,
+/// and gathers the items of the buckets it reaches until it holds
+/// `search_k` distinct candidates, each scored exactly. When `search_k`
+/// reaches half the items (a tenth without codes), every item is scored in
+/// slot order instead: with the default `search_k`, every query for ten
+/// neighbours in an index of up to about 57,000 items.
 #[derive(Debug, Clone)]
 pub struct QueryBuilder<'r, 't, D: Distance> {
     reader: &'r Reader<'t, D>,
@@ -78,6 +100,9 @@ pub struct Searcher {
     /// The words of `seen` that hold a bit.
     touched: Vec<u32>,
     queue: BinaryHeap<Pending>,
+    /// Every tree's partitions, `(estimate, tree, partition)`, by how near
+    /// their centroids lie.
+    partitions: Vec<(f32, u32, u32)>,
     /// `(score, slot or id)` of the best candidates so far.
     shortlist: Vec<(f32, u32)>,
     /// The smallest upper bounds of the candidates' distances.
@@ -95,6 +120,9 @@ pub struct QueryStats {
     pub nodes: u64,
     /// Candidates scored first: by their codes, or exactly without codes.
     pub candidates: u64,
+    /// Codes whose distance was estimated, 32 at a time (a block of codes
+    /// costs the same however many of its codes are candidates).
+    pub codes: u64,
     /// Distances computed exactly.
     pub exact_distances: u64,
 }
@@ -161,6 +189,8 @@ struct Shortlist<'s> {
     next_cut: usize,
     /// How many candidates were offered.
     offered: u64,
+    /// How many blocks of codes were estimated.
+    blocks: u64,
     /// The item id of a key, to break ties: among equal scores, smaller
     /// ids first, whatever the slots.
     id: &'s dyn Fn(u32) -> u32,
@@ -207,7 +237,7 @@ impl<'s> Shortlist<'s> {
             Mode::Keep(keep) => 2 * keep,
             Mode::Bounds { count, .. } => 1024.max(4 * count),
         };
-        Shortlist { items, mode, bound: f32::INFINITY, next_cut, offered: 0, id }
+        Shortlist { items, mode, bound: f32::INFINITY, next_cut, offered: 0, blocks: 0, id }
     }
 
     /// Offers a candidate whose first score is `score`, or whose distance
@@ -253,13 +283,30 @@ impl<'s> Shortlist<'s> {
         }
     }
 
-    /// The candidates kept, smallest score first, and how many were offered.
-    fn finish(mut self) -> (&'s [(f32, u32)], u64) {
+    /// The candidates kept, smallest score first, how many were offered,
+    /// and how many blocks of codes were estimated.
+    fn finish(mut self) -> (&'s [(f32, u32)], u64, u64) {
         self.cut();
         let id = self.id;
         self.items.sort_unstable_by(|a, b| by_score(a, b, id));
-        (self.items, self.offered)
+        (self.items, self.offered, self.blocks)
     }
+}
+
+/// Marks `slot` as seen in the searcher's bits, listing its word in
+/// `touched` if it was clear; returns its word and bit, or `None` if it was
+/// seen before.
+#[inline]
+fn first_sight(seen: &mut [u64], touched: &mut Vec<u32>, slot: u32) -> Option<(usize, u64)> {
+    let (word, bit) = ((slot >> 6) as usize, 1u64 << (slot & 63));
+    if seen[word] & bit != 0 {
+        return None;
+    }
+    if seen[word] == 0 {
+        touched.push(word as u32);
+    }
+    seen[word] |= bit;
+    Some((word, bit))
 }
 
 /// Smaller scores first, then smaller ids.
@@ -341,16 +388,21 @@ impl<'r, 't, D: Distance> QueryBuilder<'r, 't, D> {
         self
     }
 
-    /// How many distinct candidates to gather from the trees before ranking
-    /// them. More means better recall and slower queries. Unset, it is
-    /// `count × oversampling × DEFAULT_SEARCH_K_PER_RESULT`.
+    /// How many candidates to score before ranking the best exactly: in an
+    /// index with codes, the codes of the partitions nearest the query (an
+    /// item in the partitions of several trees counts once for each);
+    /// without, the distinct items gathered from the trees. More means better
+    /// recall and slower queries. Unset, it is [`default_search_k`] with
+    /// codes, `count × oversampling × DEFAULT_SEARCH_K_PER_RESULT` without
+    /// ([`QueryBuilder::effective_search_k`] tells which).
     ///
-    /// When `search_k` reaches a tenth of the items the query may return,
-    /// every one of them is scored instead, in slot order: reading codes
-    /// front to back costs about a tenth of gathering a candidate from the
-    /// trees (measured on 10k to 100k items of 128 and 384 dimensions). With
-    /// `search_k` and `rerank` at least the number of items, the answer is
-    /// exact.
+    /// When `search_k` reaches half the items the query may return (a tenth
+    /// without codes), every one of them is scored instead, in slot order:
+    /// a code costs about half as much in a scan as in a partition, and a
+    /// tenth as much as an item gathered through the trees' planes
+    /// (measured on pypi-minilm, and on 10k to 100k items of 128 and 384
+    /// dimensions). With `search_k` and `rerank` at least the number of
+    /// items, the answer is exact.
     ///
     /// # Examples
     ///
@@ -508,10 +560,7 @@ impl<'r, 't, D: Distance> QueryBuilder<'r, 't, D> {
             None => None,
         };
         let reachable = filter.as_ref().map_or(reader.n_items(), |filter| filter.len());
-        let search_k = match self.search_k {
-            Some(search_k) => search_k.get(),
-            None => self.count.saturating_mul(self.oversampling.get()).saturating_mul(DEFAULT_SEARCH_K_PER_RESULT),
-        } as u64;
+        let search_k = self.effective_search_k() as u64;
         let filter = filter.as_deref();
         let codes = codes::space::<D>(reader.dimensions).zip(reader.codebook.as_ref()).map(|(space, codebook)| {
             let mut vector = Vec::new();
@@ -519,7 +568,7 @@ impl<'r, 't, D: Distance> QueryBuilder<'r, 't, D> {
             LazyCodeQuery { space, codebook, vector, prepared: OnceCell::new() }
         });
         // Without codes every candidate is scored exactly: keep the answer.
-        let Searcher { seen, accepted, touched, queue, shortlist, uppers, ranked, stats } = searcher;
+        let Searcher { seen, accepted, touched, queue, partitions, shortlist, uppers, ranked, stats } = searcher;
         let mode = match (&codes, self.rerank) {
             (None, _) => Mode::Keep(self.count),
             (Some(_), Some(rerank)) => Mode::Keep(rerank.get().max(self.count)),
@@ -533,14 +582,19 @@ impl<'r, 't, D: Distance> QueryBuilder<'r, 't, D> {
             self.mark_items(few, seen, accepted, touched)?;
             let codes = codes.as_ref();
             stats.exact_distances = self.score(query, codes, SPARSE_BLOCK, seen, accepted, touched, &mut candidates);
-        } else if search_k as f64 >= SCAN_ABOVE_SHARE * reachable as f64 {
+        } else if search_k as f64 >= self.scan_above() * reachable as f64 {
             self.scan(query, codes.as_ref().map(LazyCodeQuery::get), filter, &mut candidates);
+        } else if let Some((runs, codes)) = reader.runs.as_deref().zip(codes.as_ref()) {
+            let codes = codes.get();
+            stats.nodes =
+                self.probe(query, runs, codes, filter, search_k, seen, touched, partitions, &mut candidates)?;
         } else {
             stats.nodes = self.gather(query, filter, search_k, seen, accepted, touched, queue)?;
             stats.exact_distances = self.score(query, codes.as_ref(), 0, seen, accepted, touched, &mut candidates);
         }
-        let (candidates, offered) = candidates.finish();
+        let (candidates, offered, blocks) = candidates.finish();
         stats.candidates = offered;
+        stats.codes = blocks * BLOCK as u64;
         if codes.is_none() {
             stats.exact_distances = offered;
             return self.answer(candidates, few);
@@ -562,7 +616,8 @@ impl<'r, 't, D: Distance> QueryBuilder<'r, 't, D> {
             }
             best.offer(distance, distance, slot);
         }
-        self.answer(best.finish().0, few)
+        let (best, _, _) = best.finish();
+        self.answer(best, few)
     }
 
     /// Marks the slots of the items of `candidates` the query may return as
@@ -639,53 +694,103 @@ impl<'r, 't, D: Distance> QueryBuilder<'r, 't, D> {
         best: &mut Shortlist<'_>,
     ) {
         let reader = self.reader;
-        let slots = &reader.layout.slots;
-        let (free, hidden) = (&reader.metadata.free, &reader.hidden);
-        let every_slot = filter.is_none() && free.is_empty() && hidden.is_empty();
-        let keeps =
-            |slot: u32| every_slot || !(free.contains(slot) || hidden.contains(slot) || !self.accepts(filter, slot));
-        let (mut estimates, mut errors) = ([0.0; BLOCK], [0.0; BLOCK]);
+        let keeps = self.keeps(filter);
         let n_slots = reader.metadata.n_slots;
-        let mut first = 0;
-        while first < n_slots {
-            let (chunk, at) = slots.geometry().locate(first);
-            let end = (first + (BLOCK - at % BLOCK) as u32).min(n_slots);
-            match codes.zip(slots.codes(chunk)) {
-                Some((codes, chunk_codes)) => {
-                    codes.estimate_block(chunk_codes, at / BLOCK, &mut estimates, &mut errors);
-                    // The lanes whose first score can make the list, as it
-                    // stands (offers check again); every lane of an item
-                    // replaced since the last build, scored exactly.
-                    let bound = best.bound;
-                    let bounded = matches!(best.mode, Mode::Bounds { .. });
-                    let mut lanes = 0u32;
-                    for (lane, (&estimate, &error)) in estimates.iter().zip(&errors).enumerate() {
-                        let first = if bounded { estimate - error } else { estimate };
-                        lanes |= u32::from(first <= bound) << lane;
-                    }
-                    if !reader.replaced.is_empty() {
-                        lanes = u32::MAX;
-                    }
-                    let span = (end - first) as usize;
-                    lanes = lanes >> (at % BLOCK) & (u32::MAX >> (BLOCK - span));
-                    while lanes != 0 {
-                        let lane = lanes.trailing_zeros() as usize;
-                        lanes &= lanes - 1;
-                        let slot = first + lane as u32;
-                        if keeps(slot) {
-                            self.offer(query, best, slot, estimates[at % BLOCK + lane], errors[at % BLOCK + lane]);
-                        }
-                    }
-                }
-                None => {
-                    for slot in (first..end).filter(|&slot| keeps(slot)) {
-                        let distance = D::distance(query, &self.leaf(slot));
-                        best.offer(distance, distance, slot);
-                    }
+        match codes {
+            Some(codes) => self.offer_run(query, codes, 0..n_slots, &keeps, best),
+            None => {
+                for slot in (0..n_slots).filter(|&slot| keeps(slot)) {
+                    let distance = D::distance(query, &self.leaf(slot));
+                    best.offer(distance, distance, slot);
                 }
             }
-            first = end;
         }
+    }
+
+    /// The `search_k` the query uses: the one set, or the default for the
+    /// index (see [`QueryBuilder::search_k`]).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # fn search(reader: &spinney::Reader<spinney::distances::Cosine>) {
+    /// println!("ten neighbours score {} codes", reader.nns(10).effective_search_k());
+    /// # }
+    /// ```
+    pub fn effective_search_k(&self) -> usize {
+        match (self.search_k, &self.reader.runs) {
+            (Some(search_k), _) => search_k.get(),
+            (None, Some(_)) => default_search_k(self.count, self.oversampling.get(), self.reader.n_items()),
+            (None, None) => {
+                self.count.saturating_mul(self.oversampling.get()).saturating_mul(DEFAULT_SEARCH_K_PER_RESULT)
+            }
+        }
+    }
+
+    /// The share of the items a query may return from which it scores them
+    /// all rather than gather `search_k` of them.
+    fn scan_above(&self) -> f64 {
+        match self.reader.runs {
+            Some(_) => PROBE_SCAN_ABOVE_SHARE,
+            None => SCAN_ABOVE_SHARE,
+        }
+    }
+
+    /// Whether the item in a slot may be returned: not free, not deleted
+    /// since the last build, and kept by `filter`.
+    fn keeps<'a>(&'a self, filter: Option<&'a RoaringBitmap>) -> impl Fn(u32) -> bool + 'a {
+        let reader = self.reader;
+        let (free, hidden) = (&reader.metadata.free, &reader.hidden);
+        let every_slot = filter.is_none() && free.is_empty() && hidden.is_empty();
+        move |slot: u32| every_slot || !(free.contains(slot) || hidden.contains(slot) || !self.accepts(filter, slot))
+    }
+
+    /// Estimates block `block` of `codes`, whose lane 0 is the slot `base`,
+    /// and offers the slots of `lanes` (bit `i`: slot `base + i`) that
+    /// `keeps` keeps and whose first score can make the list as it stands
+    /// (offers check again); every lane of an item replaced since the last
+    /// build is offered, to be scored exactly.
+    #[inline]
+    fn offer_block(
+        &self,
+        query: &D::Query,
+        (codes, chunk_codes, block): (&CodeQuery, &Codes<'_>, usize),
+        base: u32,
+        lanes: u32,
+        keeps: &impl Fn(u32) -> bool,
+        best: &mut Shortlist<'_>,
+    ) {
+        let (mut estimates, mut errors) = ([0.0; BLOCK], [0.0; BLOCK]);
+        codes.estimate_block(chunk_codes, block, &mut estimates, &mut errors);
+        best.blocks += 1;
+        let mut lanes = lanes & self.passing(&estimates, &errors, best);
+        while lanes != 0 {
+            let lane = lanes.trailing_zeros() as usize;
+            lanes &= lanes - 1;
+            let slot = base + lane as u32;
+            if keeps(slot) {
+                self.offer(query, best, slot, estimates[lane], errors[lane]);
+            }
+        }
+    }
+
+    /// The lanes of a block whose first score, from `estimates` and
+    /// `errors`, can make the list as it stands (offers check again); every
+    /// lane when items were replaced since the last build, to be scored
+    /// exactly.
+    #[inline]
+    fn passing(&self, estimates: &[f32; BLOCK], errors: &[f32; BLOCK], best: &Shortlist<'_>) -> u32 {
+        if !self.reader.replaced.is_empty() {
+            return u32::MAX;
+        }
+        let bound = best.bound;
+        let bounded = matches!(best.mode, Mode::Bounds { .. });
+        let mut passing = 0u32;
+        for (lane, (&estimate, &error)) in estimates.iter().zip(errors).enumerate() {
+            let first = if bounded { estimate - error } else { estimate };
+            passing |= u32::from(first <= bound) << lane;
+        }
+        passing
     }
 
     /// Walks the trees, best node first, until `search_k` distinct
@@ -703,7 +808,7 @@ impl<'r, 't, D: Distance> QueryBuilder<'r, 't, D> {
         queue: &mut BinaryHeap<Pending>,
     ) -> Result<u64> {
         let reader = self.reader;
-        let (layout, index, n_slots) = (&reader.layout, reader.index, reader.metadata.n_slots);
+        let (layout, index) = (&reader.layout, reader.index);
         let query_leaf = D::query_leaf(query);
         for (tree, view) in layout.trees.iter().enumerate() {
             queue.push(Pending { priority: f32::INFINITY, tree: tree as u32, addr: view.root });
@@ -717,24 +822,7 @@ impl<'r, 't, D: Distance> QueryBuilder<'r, 't, D> {
             }
             match layout.node(index, tree as usize, addr)? {
                 NodeView::Bucket(slots) => {
-                    for slot in slots.iter() {
-                        if slot >= n_slots {
-                            let reason = format!("the bucket at {addr} holds slot {slot} of {n_slots}");
-                            return Err(Error::corrupted(node_key(index, tree as usize, addr), reason));
-                        }
-                        let (word, bit) = ((slot >> 6) as usize, 1u64 << (slot & 63));
-                        if seen[word] & bit != 0 {
-                            continue;
-                        }
-                        if seen[word] == 0 {
-                            touched.push(word as u32);
-                        }
-                        seen[word] |= bit;
-                        if self.accepts(filter, slot) {
-                            accepted[word] |= bit;
-                            gathered += 1;
-                        }
-                    }
+                    gathered += self.mark_bucket(slots, (tree as usize, addr), filter, seen, accepted, touched)?;
                 }
                 NodeView::Split { left, right, offset, normal } => {
                     let normal = D::NormalCodec::view(normal)
@@ -751,6 +839,149 @@ impl<'r, 't, D: Distance> QueryBuilder<'r, 't, D> {
             }
         }
         Ok(visits)
+    }
+
+    /// Scores the partitions of every tree whose centroids lie nearest to
+    /// the query, nearest first, into `best`, until they held `search_k`
+    /// items the query may return (an item in the partitions of several
+    /// trees counting once for each); returns how many partitions it
+    /// visited. Each partition's codes are read in a run of whole blocks,
+    /// as a scan reads them.
+    #[allow(clippy::too_many_arguments)]
+    fn probe(
+        &self,
+        query: &D::Query,
+        runs: &[TreeRun<'_>],
+        codes: &CodeQuery,
+        filter: Option<&RoaringBitmap>,
+        search_k: u64,
+        seen: &mut [u64],
+        touched: &mut Vec<u32>,
+        order: &mut Vec<(f32, u32, u32)>,
+        best: &mut Shortlist<'_>,
+    ) -> Result<u64> {
+        let reader = self.reader;
+        let (index, n_slots) = (reader.index, reader.metadata.n_slots);
+        let keeps = self.keeps(filter);
+        let every_item = filter.is_none() && reader.hidden.is_empty();
+        let (mut estimates, mut errors) = ([0.0; BLOCK], [0.0; BLOCK]);
+        order.clear();
+        for (tree, run) in runs.iter().enumerate() {
+            let count = run.partitions.len();
+            for block in 0..count.div_ceil(BLOCK) {
+                codes.estimate_block(run.partitions.codes(), block, &mut estimates, &mut errors);
+                let lanes = (count - block * BLOCK).min(BLOCK);
+                order.extend((0..lanes).map(|lane| (estimates[lane], tree as u32, (block * BLOCK + lane) as u32)));
+            }
+        }
+        // Sort only the partitions the query is likely to reach: twice as
+        // many as would hold `search_k` items, and the rest if that falls
+        // short.
+        let per_partition = runs.len() as f64 * f64::from(n_slots) / order.len().max(1) as f64;
+        let mut sorted = ((2.0 * search_k as f64 / per_partition.max(1.0)) as usize + 8).min(order.len());
+        if sorted > 0 && sorted < order.len() {
+            order.select_nth_unstable_by(sorted - 1, |a, b| a.0.total_cmp(&b.0));
+        }
+        order[..sorted].sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
+        let (mut gathered, mut visits) = (0u64, 0usize);
+        while gathered < search_k && visits < order.len() {
+            if visits == sorted {
+                order[sorted..].sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
+                sorted = order.len();
+            }
+            let (_, tree, partition) = order[visits];
+            visits += 1;
+            let run = &runs[tree as usize];
+            let [chunk, first, lanes] = run.partitions.place(partition as usize);
+            let chunk = &run.chunks[chunk as usize];
+            for block in first as usize / BLOCK..(first + lanes) as usize / BLOCK {
+                codes.estimate_block(chunk.codes(), block, &mut estimates, &mut errors);
+                best.blocks += 1;
+                // Padding comes last in a partition.
+                let lane_slot = |lane: usize| chunk.slot(block * BLOCK + lane);
+                gathered += match (every_item, lane_slot(BLOCK - 1) != PADDING) {
+                    (true, true) => BLOCK as u64,
+                    (true, false) => (0..BLOCK).take_while(|&lane| lane_slot(lane) != PADDING).count() as u64,
+                    (false, _) => {
+                        (0..BLOCK).filter(|&lane| lane_slot(lane) != PADDING && keeps(lane_slot(lane))).count() as u64
+                    }
+                };
+                // An item offered from another tree's partition had the
+                // same estimate then, and a bound no smaller: it is not
+                // offered twice, and one not offered then is not now.
+                let mut lanes = self.passing(&estimates, &errors, best);
+                while lanes != 0 {
+                    let lane = lanes.trailing_zeros() as usize;
+                    lanes &= lanes - 1;
+                    let slot = lane_slot(lane);
+                    if slot == PADDING {
+                        continue;
+                    }
+                    if slot >= n_slots {
+                        let reason = format!("partition {partition} holds slot {slot} of {n_slots}");
+                        return Err(Error::corrupted(Key::partitions(index, tree), reason));
+                    }
+                    if first_sight(seen, touched, slot).is_some() && keeps(slot) {
+                        self.offer(query, best, slot, estimates[lane], errors[lane]);
+                    }
+                }
+            }
+        }
+        Ok(visits as u64)
+    }
+
+    /// Offers the slots of `run` that `keeps` keeps, a block of codes at a
+    /// time (see [`QueryBuilder::offer_block`]).
+    fn offer_run(
+        &self,
+        query: &D::Query,
+        codes: &CodeQuery,
+        run: std::ops::Range<u32>,
+        keeps: &impl Fn(u32) -> bool,
+        best: &mut Shortlist<'_>,
+    ) {
+        let slots = &self.reader.layout.slots;
+        // A block holds 32 slots, or a whole chunk of fewer.
+        let block_len = BLOCK.min(1 << slots.geometry().shift);
+        let mut first = run.start;
+        while first < run.end {
+            let (chunk, at) = slots.geometry().locate(first);
+            let lane = at % block_len;
+            let end = (first + (block_len - lane) as u32).min(run.end);
+            let lanes = (u32::MAX >> (BLOCK - (end - first) as usize)) << lane;
+            if let Some(chunk_codes) = slots.codes(chunk) {
+                self.offer_block(query, (codes, chunk_codes, at / BLOCK), first - lane as u32, lanes, keeps, best);
+            }
+            first = end;
+        }
+    }
+
+    /// Marks the slots of the bucket at `(tree, addr)` that were not yet
+    /// seen in the searcher's bits; returns how many of them the query may
+    /// return.
+    fn mark_bucket(
+        &self,
+        slots: Slots<'_>,
+        (tree, addr): (usize, u32),
+        filter: Option<&RoaringBitmap>,
+        seen: &mut [u64],
+        accepted: &mut [u64],
+        touched: &mut Vec<u32>,
+    ) -> Result<u64> {
+        let n_slots = self.reader.metadata.n_slots;
+        let mut gathered = 0;
+        for slot in slots.iter() {
+            if slot >= n_slots {
+                let reason = format!("the bucket at {addr} holds slot {slot} of {n_slots}");
+                return Err(Error::corrupted(node_key(self.reader.index, tree, addr), reason));
+            }
+            let Some((word, bit)) = first_sight(seen, touched, slot) else { continue };
+            if self.accepts(filter, slot) {
+                accepted[word] |= bit;
+                gathered += 1;
+            }
+        }
+        Ok(gathered)
     }
 
     /// Scores the gathered candidates into `best`, in slot order so that
@@ -799,6 +1030,7 @@ impl<'r, 't, D: Distance> QueryBuilder<'r, 't, D> {
                     Some((codes, chunk_codes)) => {
                         if block != Some((chunk, at / BLOCK)) {
                             codes.get().estimate_block(chunk_codes, at / BLOCK, &mut estimates, &mut errors);
+                            best.blocks += 1;
                             block = Some((chunk, at / BLOCK));
                         }
                         self.offer(query, best, slot, estimates[at % BLOCK], errors[at % BLOCK]);

@@ -1,0 +1,330 @@
+//! Partitions and runs: each tree cut into subtrees of a bounded number of
+//! items, whose codes a query scores in the order of their centroids.
+//!
+//! A query gathering candidates through the trees' planes reaches slots
+//! scattered over the index, and pays a block of codes (and a cache miss)
+//! for each. Here each tree keeps its own copy of its items' codes, in the
+//! order of its buckets (its *run*), cut into *partitions*: the largest
+//! subtrees holding at most [`partition_items`] items. A query ranks every
+//! partition of every tree by the code of its centroid, then scores the
+//! runs of the nearest, a block of 32 codes at a time as a scan does, until
+//! it has gathered `search_k` distinct items. The trees' partitions cut the
+//! space in different places, so the union of a few trees' nearest
+//! partitions holds far more of the neighbours than one tree's (see
+//! README, "How it scales").
+//!
+//! The partitions of tree `t`, under `(index, Partitions, t)`:
+//!
+//! | bytes | field |
+//! | --- | --- |
+//! | 4 | number of partitions `p` (`u32`) |
+//! | 12 × p | per partition: the run chunk, its first lane (a multiple of 32) and its number of lanes (a multiple of 32), `u32`s |
+//! | k | the codes of the `p` centroids (see `codes`) |
+//!
+//! Chunk `c` of the run of tree `t`, under `(index, Runs, t << 20 | c)`,
+//! holds whole partitions, each padded to whole blocks of 32 lanes:
+//!
+//! | bytes | field |
+//! | --- | --- |
+//! | 4 | number of lanes `l` (`u32`, a multiple of 32) |
+//! | 4 × l | the slot of each lane (`u32`; `u32::MAX` for padding) |
+//! | k | the codes of the `l` lanes (see `codes`) |
+//!
+//! Every integer is little-endian. A build that changes the trees writes
+//! them anew from the trees and the slots' codes.
+
+use std::collections::HashMap;
+
+use heed::RoTxn;
+use rayon::prelude::*;
+
+use super::slots::SlotTable;
+use super::tree::{NodeError, NodeView, TreeView};
+use crate::codes::{self, BLOCK, CodeWriter, Codebook, Codes};
+use crate::error::Error;
+use crate::key::{Key, NodeMode, TREE_SHIFT};
+use crate::store::{self, RawDatabase};
+use crate::{Distance, Result};
+
+/// The largest run chunk that holds more than one partition: a value and
+/// its page header fill at most 256 pages.
+const RUN_CHUNK_BYTES: usize = (1 << 20) - 16;
+/// The lane of a run that holds no slot.
+pub(crate) const PADDING: u32 = u32::MAX;
+
+/// The most items a partition of an index of `n_items` holds, unless one
+/// bucket holds more: the square root of the items, so that a query ranks
+/// about `√n` partitions per tree and scores a share of the items that
+/// falls as `n` grows (at 1M items, about a thousand partitions of a few
+/// hundred to a thousand items each).
+pub fn partition_items(n_items: u64) -> u64 {
+    (n_items as f64).sqrt().ceil().max(1.0) as u64
+}
+
+/// One tree's partitions, decoded and borrowed.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Partitions<'t> {
+    places: &'t [u8],
+    codes: Codes<'t>,
+}
+
+impl<'t> Partitions<'t> {
+    /// Decodes the partitions of an index whose codes have `dimensions`.
+    pub fn decode(bytes: &'t [u8], dimensions: usize) -> std::result::Result<Partitions<'t>, String> {
+        let (places, codes) = decode_table(bytes, 12, dimensions)?;
+        Ok(Partitions { places, codes })
+    }
+
+    /// The number of partitions.
+    pub fn len(&self) -> usize {
+        self.places.len() / 12
+    }
+
+    /// Where partition `i` lies: its run chunk, its first lane and its
+    /// number of lanes.
+    pub fn place(&self, i: usize) -> [u32; 3] {
+        let word = |at: usize| {
+            let w = &self.places[12 * i + at..12 * i + at + 4];
+            u32::from_le_bytes([w[0], w[1], w[2], w[3]])
+        };
+        [word(0), word(4), word(8)]
+    }
+
+    /// The codes of the centroids.
+    pub fn codes(&self) -> &Codes<'t> {
+        &self.codes
+    }
+}
+
+/// A chunk of a run, decoded and borrowed.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RunChunk<'t> {
+    slots: &'t [u8],
+    codes: Codes<'t>,
+}
+
+impl<'t> RunChunk<'t> {
+    /// Decodes a run chunk of an index whose codes have `dimensions`.
+    pub fn decode(bytes: &'t [u8], dimensions: usize) -> std::result::Result<RunChunk<'t>, String> {
+        let (slots, codes) = decode_table(bytes, 4, dimensions)?;
+        if !(slots.len() / 4).is_multiple_of(BLOCK) {
+            return Err(format!("{} lanes, not whole blocks", slots.len() / 4));
+        }
+        Ok(RunChunk { slots, codes })
+    }
+
+    /// The number of lanes.
+    pub fn lanes(&self) -> usize {
+        self.slots.len() / 4
+    }
+
+    /// The slot in `lane`, or [`PADDING`].
+    #[inline]
+    pub fn slot(&self, lane: usize) -> u32 {
+        let w = &self.slots[4 * lane..4 * lane + 4];
+        u32::from_le_bytes([w[0], w[1], w[2], w[3]])
+    }
+
+    /// The codes of the lanes.
+    pub fn codes(&self) -> &Codes<'t> {
+        &self.codes
+    }
+}
+
+/// Splits a value that is a `u32` count `n`, `n` entries of `width` bytes,
+/// then the codes of `n` slots of `dimensions`.
+fn decode_table(bytes: &[u8], width: usize, dimensions: usize) -> std::result::Result<(&[u8], Codes<'_>), String> {
+    let count = bytes.get(..4).map(|w| u32::from_le_bytes([w[0], w[1], w[2], w[3]]) as usize);
+    let count = count.ok_or("the value is truncated")?;
+    let table = count.checked_mul(width).and_then(|len| bytes.get(4..4 + len)).ok_or("the value is truncated")?;
+    let section = &bytes[4 + table.len()..];
+    let codes = Codes::new(section, dimensions, count)
+        .filter(|_| section.len() == codes::section_size(dimensions, count))
+        .ok_or_else(|| format!("{} bytes of codes for {count} entries", section.len()))?;
+    Ok((table, codes))
+}
+
+/// One tree's partitions and run.
+#[derive(Debug, Clone)]
+pub(crate) struct TreeRun<'t> {
+    pub partitions: Partitions<'t>,
+    pub chunks: Vec<RunChunk<'t>>,
+}
+
+/// The partitions and runs of every tree of `index`, looked up in two
+/// prefix scans; `None` when the index has none (the distances without
+/// codes). Each partition's place is checked against its chunk.
+pub(crate) fn open<'t>(
+    db: RawDatabase,
+    rtxn: &'t RoTxn,
+    index: u16,
+    dimensions: usize,
+    n_trees: usize,
+) -> Result<Option<Vec<TreeRun<'t>>>> {
+    let mut runs = Vec::new();
+    for entry in store::iter_mode(db, rtxn, index, NodeMode::Partitions)? {
+        let (key, bytes) = entry?;
+        if key.id as usize != runs.len() || runs.len() == n_trees {
+            return Err(Error::corrupted(key, "the partitions of no tree, or of a tree out of order"));
+        }
+        let partitions = Partitions::decode(bytes, dimensions).map_err(|reason| Error::corrupted(key, reason))?;
+        runs.push(TreeRun { partitions, chunks: Vec::new() });
+    }
+    if runs.is_empty() {
+        return Ok(None);
+    }
+    if runs.len() != n_trees {
+        return Err(Error::corrupted(Key::partitions(index, runs.len() as u32), "the partitions are missing"));
+    }
+    for entry in store::iter_mode(db, rtxn, index, NodeMode::Runs)? {
+        let (key, bytes) = entry?;
+        let (tree, chunk) = ((key.id >> TREE_SHIFT) as usize, key.id & ((1 << TREE_SHIFT) - 1));
+        let run = match runs.get_mut(tree) {
+            Some(run) if run.chunks.len() == chunk as usize => run,
+            _ => return Err(Error::corrupted(key, "a run chunk out of order")),
+        };
+        run.chunks.push(RunChunk::decode(bytes, dimensions).map_err(|reason| Error::corrupted(key, reason))?);
+    }
+    for (tree, run) in runs.iter().enumerate() {
+        for i in 0..run.partitions.len() {
+            let [chunk, first, lanes] = run.partitions.place(i);
+            let fits = run.chunks.get(chunk as usize).is_some_and(|c| (first as usize + lanes as usize) <= c.lanes());
+            if !fits || !(first as usize).is_multiple_of(BLOCK) || !(lanes as usize).is_multiple_of(BLOCK) {
+                let reason = format!("partition {i} lies outside its run chunk {chunk}");
+                return Err(Error::corrupted(Key::partitions(index, tree as u32), reason));
+            }
+        }
+    }
+    Ok(Some(runs))
+}
+
+/// The encoded partitions of `tree` and its run chunks, whose items are in
+/// `slots`: the largest subtrees holding at most `max_items` items (or one
+/// bucket), in the tree's order, each with the code of its centroid.
+pub(crate) fn encode<D: Distance>(
+    tree: &TreeView<'_>,
+    normal: usize,
+    slots: &SlotTable<'_, D>,
+    codebook: &Codebook,
+    max_items: u64,
+) -> std::result::Result<(Vec<u8>, Vec<Vec<u8>>), NodeError> {
+    let members = partition_members(tree, normal, max_items)?;
+    let dimensions = codebook.dimensions();
+    let centroids: Vec<Vec<f32>> = members
+        .par_iter()
+        .map_init(Vec::new, |point, members| {
+            let mut sum = vec![0.0f32; dimensions];
+            for &slot in members {
+                D::code_vector(&slots.leaf(slot), point);
+                sum.iter_mut().zip(point.iter()).for_each(|(s, x)| *s += x);
+            }
+            let scale = (members.len().max(1) as f32).recip();
+            sum.iter_mut().for_each(|s| *s *= scale);
+            sum
+        })
+        .collect();
+
+    // The run, chunk by chunk, each partition padded to whole blocks.
+    let lane_bytes = 4 + codes::section_size(dimensions, BLOCK) / BLOCK;
+    let mut chunks: Vec<Vec<&[u32]>> = vec![Vec::new()];
+    let mut places = Vec::with_capacity(members.len());
+    let mut lanes_in_chunk = 0usize;
+    for members in &members {
+        let lanes = members.len().div_ceil(BLOCK) * BLOCK;
+        if lanes_in_chunk > 0 && (lanes_in_chunk + lanes) * lane_bytes > RUN_CHUNK_BYTES {
+            chunks.push(Vec::new());
+            lanes_in_chunk = 0;
+        }
+        places.push([chunks.len() as u32 - 1, lanes_in_chunk as u32, lanes as u32]);
+        chunks.last_mut().expect("one chunk at least").push(members);
+        lanes_in_chunk += lanes;
+    }
+    let geometry = slots.geometry();
+    let run = chunks
+        .iter()
+        .map(|partitions| {
+            let lanes: usize = partitions.iter().map(|members| members.len().div_ceil(BLOCK) * BLOCK).sum();
+            let mut lane_slots = Vec::with_capacity(lanes);
+            for members in partitions {
+                lane_slots.extend_from_slice(members);
+                lane_slots.resize(lane_slots.len().div_ceil(BLOCK) * BLOCK, PADDING);
+            }
+            let mut section = vec![0u8; codes::section_size(dimensions, lanes)];
+            for (lane, &slot) in lane_slots.iter().enumerate().filter(|&(_, &slot)| slot != PADDING) {
+                let (chunk, at) = geometry.locate(slot);
+                if let Some(codes) = slots.codes(chunk) {
+                    codes.copy_to(at, &mut section, lanes, lane);
+                }
+            }
+            let mut bytes = Vec::with_capacity(4 + 4 * lanes + section.len());
+            bytes.extend_from_slice(&(lanes as u32).to_le_bytes());
+            bytes.extend(lane_slots.iter().flat_map(|slot| slot.to_le_bytes()));
+            bytes.extend_from_slice(&section);
+            bytes
+        })
+        .collect();
+
+    let count = members.len();
+    let mut record = Vec::with_capacity(4 + 12 * count + codes::section_size(dimensions, count));
+    record.extend_from_slice(&(count as u32).to_le_bytes());
+    record.extend(places.iter().flatten().flat_map(|word| word.to_le_bytes()));
+    let mut section = vec![0u8; codes::section_size(dimensions, count)];
+    let mut writer = CodeWriter::new(codebook);
+    for (at, centroid) in centroids.iter().enumerate() {
+        writer.write_vector(centroid, &mut section, count, at);
+    }
+    record.extend_from_slice(&section);
+    Ok((record, run))
+}
+
+/// The slots of each partition of `tree`, in the tree's order (left
+/// first): the largest subtrees holding at most `max_items` items, or one
+/// bucket.
+fn partition_members(
+    tree: &TreeView<'_>,
+    normal: usize,
+    max_items: u64,
+) -> std::result::Result<Vec<Vec<u32>>, NodeError> {
+    // Post-order: children come before their parent.
+    let mut nodes = HashMap::new();
+    let mut sizes = HashMap::new();
+    for node in tree.nodes(normal) {
+        let (addr, view) = node?;
+        let size = match view {
+            NodeView::Bucket(members) => members.len() as u64,
+            _ => {
+                let [left, right] = view.children().expect("splits have children");
+                sizes.get(&left).copied().unwrap_or(0) + sizes.get(&right).copied().unwrap_or(0)
+            }
+        };
+        sizes.insert(addr, size);
+        nodes.insert(addr, view);
+    }
+    let mut partitions = Vec::new();
+    // Right child pushed first, so the left side comes out first.
+    let mut stack = vec![tree.root];
+    while let Some(addr) = stack.pop() {
+        let Some(&view) = nodes.get(&addr) else { return Err(NodeError::Missing(addr)) };
+        match view.children() {
+            Some([left, right]) if sizes[&addr] > max_items => {
+                stack.push(right);
+                stack.push(left);
+            }
+            _ => {
+                let mut members = Vec::new();
+                let mut below = vec![addr];
+                while let Some(addr) = below.pop() {
+                    match nodes.get(&addr) {
+                        Some(NodeView::Bucket(slots)) => members.extend(slots.iter()),
+                        Some(view) => below.extend(view.children().into_iter().flatten().rev()),
+                        None => return Err(NodeError::Missing(addr)),
+                    }
+                }
+                if !members.is_empty() {
+                    partitions.push(members);
+                }
+            }
+        }
+    }
+    Ok(partitions)
+}
