@@ -12,10 +12,14 @@
 //! ```
 //!
 //! Options: `--data DIR|FILE.npy`, `--metric euclidean|cosine`, `--n N`,
-//! `--dimensions D` (generated data), `--queries Q`, `--trees T` (both tree
-//! indexes; each engine's default otherwise), `--engines
-//! spinney,arroy,hannoy,exact`, `--filters` (spinney and the exact scan
-//! under filters keeping 0.1% to 50% of the items). Every engine loads its
+//! `--dimensions D`, `--generator clustered|embeddings|low-rank` (generated
+//! data), `--queries Q`, `--trees T` (both tree indexes; spinney's default
+//! and 32 for arroy otherwise), `--engines spinney,arroy,hannoy,exact`,
+//! `--filters` (spinney and the exact scan under filters keeping 0.1% to
+//! 50% of the items). After each table, the best queries per second each
+//! engine reached at recall@10 0.90, 0.95 and 0.99. For how costs grow:
+//! `cargo run --release -- --generator embeddings --metric cosine
+//! --dimensions 384 --n 1000000 --engines spinney,exact`. Every engine loads its
 //! items with `add_item` in id order, as README tells users to, in the
 //! transaction it builds in, and builds and queries in a child process of
 //! its own, so its peak memory is its own. Results print as Markdown
@@ -44,7 +48,13 @@ struct Run {
     queries: usize,
     trees: Option<usize>,
     filters: bool,
+    generator: String,
 }
+
+/// arroy's trees unless `--trees` is given: what spinney grew by default at
+/// 384 dimensions before it read partitions (arroy's own default is larger
+/// and slower to build).
+const ARROY_TREES: usize = 32;
 
 fn parse(args: &[String]) -> Result<(Run, Vec<String>)> {
     let mut run = Run {
@@ -55,6 +65,7 @@ fn parse(args: &[String]) -> Result<(Run, Vec<String>)> {
         queries: 200,
         trees: None,
         filters: false,
+        generator: "clustered".into(),
     };
     let mut engines = vec!["spinney".to_string(), "arroy".into(), "hannoy".into(), "exact".into()];
     let mut args = args.iter();
@@ -69,6 +80,7 @@ fn parse(args: &[String]) -> Result<(Run, Vec<String>)> {
             "--trees" => run.trees = Some(value()?.parse()?),
             "--engines" => engines = value()?.split(',').map(str::to_string).collect(),
             "--filters" => run.filters = true,
+            "--generator" => run.generator = value()?,
             "--bench" => {}
             other => return Err(format!("unknown option {other}").into()),
         }
@@ -83,7 +95,12 @@ fn load(run: &Run) -> Result<Dataset> {
     Ok(match &run.data {
         Some(path) if path.ends_with(".npy") => data::read_npy_dataset(path.as_ref(), run.queries, 42)?,
         Some(dir) => data::read_texmex(dir.as_ref(), &run.metric)?,
-        None => data::clustered(run.n, run.queries, run.dimensions, 42),
+        None => match run.generator.as_str() {
+            "clustered" => data::clustered(run.n, run.queries, run.dimensions, 42),
+            "embeddings" => data::embeddings(run.n, run.queries, run.dimensions, 42),
+            "low-rank" => data::low_rank(run.n, run.queries, run.dimensions, 42),
+            other => return Err(format!("unknown generator {other}").into()),
+        },
     })
 }
 
@@ -129,36 +146,37 @@ struct Point {
     effort: String,
     recall: f64,
     qps: f64,
-    /// Exact distances per query, where the engine tells.
-    exact: Option<f64>,
+    /// Codes scored and exact distances per query, where the engine tells.
+    work: Option<(f64, f64)>,
 }
 
 /// Runs every query, single-threaded, for at least half a second; `query`
-/// returns the ids found and, where the engine tells, the exact distances
-/// it computed.
+/// returns the ids found and, where the engine tells, the codes it scored
+/// and the exact distances it computed.
 fn sweep_point(
     truth: &[Vec<u32>],
     effort: String,
-    mut query: impl FnMut(usize) -> Result<(Vec<u32>, Option<u64>)>,
+    mut query: impl FnMut(usize) -> Result<(Vec<u32>, Option<(u64, u64)>)>,
 ) -> Result<Point> {
     let mut found = Vec::new();
     let mut elapsed = Duration::ZERO;
-    let (mut rounds, mut exact, mut told) = (0, 0, false);
+    let (mut rounds, mut codes, mut exact, mut told) = (0, 0, 0, false);
     while elapsed < Duration::from_millis(500) || rounds == 0 {
         found.clear();
         let start = Instant::now();
         for q in 0..truth.len() {
-            let (ids, computed) = query(q)?;
+            let (ids, work) = query(q)?;
             found.push(ids);
-            told |= computed.is_some();
-            exact += computed.unwrap_or(0);
+            told |= work.is_some();
+            codes += work.map_or(0, |(codes, _)| codes);
+            exact += work.map_or(0, |(_, exact)| exact);
         }
         elapsed += start.elapsed();
         rounds += 1;
     }
     let queries = (rounds * truth.len()) as f64;
-    let exact = told.then(|| exact as f64 / queries);
-    Ok(Point { effort, recall: data::recall_at(10, truth, &found), qps: queries / elapsed.as_secs_f64(), exact })
+    let work = told.then(|| (codes as f64 / queries, exact as f64 / queries));
+    Ok(Point { effort, recall: data::recall_at(10, truth, &found), qps: queries / elapsed.as_secs_f64(), work })
 }
 
 /// What a build cost.
@@ -242,12 +260,19 @@ fn run_spinney<D: spinney::Distance>(dataset: &Dataset, truth: &[Vec<u32>], run:
     let rtxn = env.read_txn()?;
     let reader = spinney::Reader::<D>::open(&rtxn, 0, db)?;
     let n = dataset.base.len();
-    let mut efforts: Vec<(usize, Option<usize>)> =
-        [100, 200, 500, 1_000, 2_000, 5_000, 10_000, n].iter().map(|&k| (k.min(n), None)).collect();
-    for rerank in [20, 50, 100] {
-        efforts.extend([(1_000.min(n), Some(rerank)), (n, Some(rerank))]);
-    }
+    // Shares of the items (an index with codes scores that many codes), the
+    // default, every item; then a few with a capped re-ranking.
+    let default = reader.nns(10).effective_search_k().min(n);
+    let mut efforts: Vec<(usize, Option<usize>)> = [200, 100, 50, 30, 20, 10, 5, 3, 2]
+        .iter()
+        .map(|&part| ((n / part).max(10), None))
+        .chain([(default, None), (n, None)])
+        .collect();
+    efforts.sort_unstable();
     efforts.dedup();
+    for rerank in [20, 50, 100] {
+        efforts.extend([((n / 20).max(10), Some(rerank)), (n, Some(rerank))]);
+    }
     let mut searcher = spinney::Searcher::new();
     let (curve, query_rss) = query_phase(|| {
         efforts
@@ -255,6 +280,7 @@ fn run_spinney<D: spinney::Distance>(dataset: &Dataset, truth: &[Vec<u32>], run:
             .map(|&(search_k, rerank)| {
                 let effort = match rerank {
                     Some(rerank) => format!("search_k {search_k} rerank {rerank}"),
+                    None if search_k == default => format!("search_k {search_k} (default)"),
                     None => format!("search_k {search_k}"),
                 };
                 sweep_point(truth, effort, |q| {
@@ -264,7 +290,8 @@ fn run_spinney<D: spinney::Distance>(dataset: &Dataset, truth: &[Vec<u32>], run:
                         query.rerank(nz(rerank)?);
                     }
                     let found = query.by_vector_with(&rtxn, dataset.queries.get(q), &mut searcher)?;
-                    Ok((found.into_iter().map(|r| r.0).collect(), Some(searcher.stats().exact_distances)))
+                    let stats = searcher.stats();
+                    Ok((found.into_iter().map(|r| r.0).collect(), Some((stats.codes, stats.exact_distances))))
                 })
             })
             .collect()
@@ -372,7 +399,7 @@ fn run_exact(dataset: &Dataset, truth: &[Vec<u32>], metric: &str) -> Result<Meas
     let n = dataset.base.len() as u32;
     let (curve, query_rss) = query_phase(|| {
         let point = sweep_point(truth, "every item".into(), |q| {
-            Ok((exact_scan(dataset, &distance, dataset.queries.get(q), 0..n, 10), Some(u64::from(n))))
+            Ok((exact_scan(dataset, &distance, dataset.queries.get(q), 0..n, 10), Some((0, u64::from(n)))))
         });
         Ok(vec![point?])
     })?;
@@ -416,7 +443,7 @@ fn run_filtered<D: spinney::Distance>(dataset: &Dataset, run: &Run, engine: &str
         let cost = BuildCost { build: Duration::ZERO, rss_before, peak_rss: rss_before, disk: 0, used: 0 };
         let (curve, query_rss) = filtered_sweep(&filters, &truths, |filter, q| {
             let found = exact_scan(dataset, &distance, dataset.queries.get(q), filter.iter(), 10);
-            Ok((found, Some(filter.len())))
+            Ok((found, Some((0, filter.len()))))
         })?;
         return Ok(Measured { cost, query_rss, curve });
     }
@@ -427,7 +454,8 @@ fn run_filtered<D: spinney::Distance>(dataset: &Dataset, run: &Run, engine: &str
     let mut searcher = spinney::Searcher::new();
     let (curve, query_rss) = filtered_sweep(&filters, &truths, |filter, q| {
         let found = reader.nns(10).candidates(filter).by_vector_with(&rtxn, dataset.queries.get(q), &mut searcher)?;
-        Ok((found.into_iter().map(|r| r.0).collect(), Some(searcher.stats().exact_distances)))
+        let stats = searcher.stats();
+        Ok((found.into_iter().map(|r| r.0).collect(), Some((stats.codes, stats.exact_distances))))
     })?;
     Ok(Measured { cost, query_rss, curve })
 }
@@ -437,7 +465,7 @@ fn run_filtered<D: spinney::Distance>(dataset: &Dataset, run: &Run, engine: &str
 fn filtered_sweep(
     filters: &[(String, RoaringBitmap)],
     truths: &[Vec<Vec<u32>>],
-    mut answer: impl FnMut(&RoaringBitmap, usize) -> Result<(Vec<u32>, Option<u64>)>,
+    mut answer: impl FnMut(&RoaringBitmap, usize) -> Result<(Vec<u32>, Option<(u64, u64)>)>,
 ) -> Result<(Vec<Point>, u64)> {
     query_phase(|| {
         filters
@@ -457,14 +485,11 @@ fn child(engine: &str, run: &Run) -> Result<()> {
     };
     let cosine = run.metric == "cosine";
     let (n, dimensions) = (dataset.base.len(), dataset.base.dimensions);
-    // arroy's own default would be n_trees = dimensions-driven and large;
-    // the two tree indexes get the same count: spinney's default for the
-    // metric, or --trees.
     let default_trees = match cosine {
         true => spinney::default_n_trees::<spinney::distances::Cosine>(n as u64, dimensions),
         false => spinney::default_n_trees::<spinney::distances::Euclidean>(n as u64, dimensions),
     };
-    let trees = run.trees.unwrap_or(default_trees);
+    let trees = run.trees.unwrap_or(ARROY_TREES);
     let measured = match (engine, cosine, run.filters) {
         ("spinney", false, true) => run_filtered::<spinney::distances::Euclidean>(&dataset, run, engine)?,
         ("spinney", true, true) => run_filtered::<spinney::distances::Cosine>(&dataset, run, engine)?,
@@ -493,7 +518,8 @@ fn child(engine: &str, run: &Run) -> Result<()> {
                 "{{\"engine\":\"{}\",\"settings\":\"{}\",\"dataset\":\"{}\",\"metric\":\"{}\",\"n\":{},",
                 "\"dimensions\":{},\"build_s\":{:.3},\"rss_before_bytes\":{},\"peak_rss_bytes\":{},",
                 "\"query_peak_rss_bytes\":{},\"disk_bytes\":{},\"used_bytes\":{},\"raw_bytes\":{},",
-                "\"effort\":\"{}\",\"recall_at_10\":{:.4},\"qps\":{:.1},\"exact_per_query\":{}}}"
+                "\"effort\":\"{}\",\"recall_at_10\":{:.4},\"qps\":{:.1},\"codes_per_query\":{},",
+                "\"exact_per_query\":{}}}"
             ),
             engine,
             settings,
@@ -511,7 +537,8 @@ fn child(engine: &str, run: &Run) -> Result<()> {
             point.effort,
             point.recall,
             point.qps,
-            point.exact.map_or("null".to_string(), |e| format!("{e:.0}")),
+            point.work.map_or("null".to_string(), |(codes, _)| format!("{codes:.0}")),
+            point.work.map_or("null".to_string(), |(_, exact)| format!("{exact:.0}")),
         );
     }
     Ok(())
@@ -527,6 +554,27 @@ fn field<'a>(line: &'a str, name: &str) -> &'a str {
         None => rest.find([',', '}']).unwrap_or(rest.len()),
     };
     rest[..end].trim_matches('"')
+}
+
+/// The best queries per second each engine reached at recall@10 0.90, 0.95
+/// and 0.99, with the effort that reached it, as a table.
+fn best_at_recalls(table: &[String], engines: &[String]) {
+    println!("\n| engine | best q/s at recall@10 >= 0.90 | >= 0.95 | >= 0.99 |\n| --- | ---: | ---: | ---: |");
+    for engine in engines {
+        let cells: Vec<String> = [0.90, 0.95, 0.99]
+            .iter()
+            .map(|&floor| {
+                let best = table
+                    .iter()
+                    .filter(|line| field(line, "engine") == engine)
+                    .filter(|line| field(line, "recall_at_10").parse::<f64>().is_ok_and(|recall| recall >= floor))
+                    .map(|line| (field(line, "qps").parse::<f64>().unwrap_or(0.0), field(line, "effort")))
+                    .max_by(|a, b| a.0.total_cmp(&b.0));
+                best.map_or("-".into(), |(qps, effort)| format!("{qps:.0} ({effort})"))
+            })
+            .collect();
+        println!("| {engine} | {} |", cells.join(" | "));
+    }
 }
 
 fn main() -> Result<()> {
@@ -571,15 +619,15 @@ fn main() -> Result<()> {
             );
         }
         println!(
-            "| engine | settings | build s | peak RSS MiB build (before) | query peak RSS MiB | disk MiB: file (used pages, x raw) | effort | recall@10 | queries/s | exact distances/query |"
+            "| engine | settings | build s | peak RSS MiB build (before) | query peak RSS MiB | disk MiB: file (used pages, x raw) | effort | recall@10 | queries/s | codes/query | exact distances/query |"
         );
-        println!("| --- | --- | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: |");
+        println!("| --- | --- | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: |");
         let mib = |bytes: &str| bytes.parse::<f64>().unwrap_or(0.0) / f64::from(1 << 20);
         for line in &table {
             let raw = mib(field(line, "raw_bytes"));
             let used = mib(field(line, "used_bytes"));
             println!(
-                "| {} | {} | {} | {:.0} ({:.0}) | {:.0} | {:.1} ({:.1}, {:.2}x) | {} | {} | {} | {} |",
+                "| {} | {} | {} | {:.0} ({:.0}) | {:.0} | {:.1} ({:.1}, {:.2}x) | {} | {} | {} | {} | {} |",
                 field(line, "engine"),
                 field(line, "settings"),
                 field(line, "build_s"),
@@ -592,9 +640,11 @@ fn main() -> Result<()> {
                 field(line, "effort"),
                 field(line, "recall_at_10"),
                 field(line, "qps"),
+                field(line, "codes_per_query"),
                 field(line, "exact_per_query"),
             );
         }
+        best_at_recalls(&table, &engines);
         lines.extend(table);
     }
     println!("\nJSON lines:");
