@@ -148,9 +148,15 @@ fn run<D: Distance>(options: &support::Options) -> Result<(), Box<dyn Error>> {
         .into_iter()
         .map(|row| row.into_iter().map(|i| live[i as usize]).collect())
         .collect();
-    let n_trees = {
+    // Efforts below the scan: shares of the items for an index with codes
+    // (search_k counts codes), multiples of the trees without.
+    let efforts: Vec<usize> = {
         let rtxn = rebuilt.env.read_txn()?;
-        Reader::<D>::open(&rtxn, 0, rebuilt.db)?.n_trees()
+        let reader = Reader::<D>::open(&rtxn, 0, rebuilt.db)?;
+        match dataset.base.dimensions >= spinney::MIN_CODE_DIMENSIONS && !D::QUANTIZED {
+            true => [200, 100, 50, 20].map(|part| live.len() / part).to_vec(),
+            false => [1, 2, 4, 8].map(|factor| 10 * reader.n_trees() * factor).to_vec(),
+        }
     };
     println!(
         "\nAfter 10 rounds of 10% churn ({:.2} s of builds in all; a fresh build of the final {} items: {:.2} s):",
@@ -159,8 +165,7 @@ fn run<D: Distance>(options: &support::Options) -> Result<(), Box<dyn Error>> {
         rebuild_time.as_secs_f64()
     );
     println!("\n| search_k | recall@10 churned | recall@10 fresh | difference |\n| ---: | ---: | ---: | ---: |");
-    for factor in [1, 2, 4, 8] {
-        let search_k = 10 * n_trees * factor;
+    for search_k in efforts {
         let (a, b) = (churned.recall(&dataset, &truth, search_k)?, rebuilt.recall(&dataset, &truth, search_k)?);
         println!("| {search_k} | {a:.3} | {b:.3} | {:+.3} |", a - b);
     }

@@ -241,6 +241,7 @@ pub use heed;
 pub use kernels::implementation as kernel_implementation;
 #[doc(hidden)]
 pub use kernels::{Kernels, available as available_kernels};
+pub use layout::partition_items;
 pub use listing::{IndexInfo, indexes};
 pub use progress::{MainStep, SubStep, WriterProgress};
 pub use reader::{

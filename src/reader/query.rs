@@ -30,9 +30,11 @@ pub const DEFAULT_EXACT_BELOW_RATIO: f64 = 0.01;
 /// (see [`QueryBuilder::search_k`]).
 const SCAN_ABOVE_SHARE: f64 = 0.1;
 /// The same share for a search through the trees' partitions, whose codes
-/// cost about twice as much as in a scan (measured on pypi-minilm: 13 ns a
-/// code against 6.7, the ranking of the partitions included).
-const PROBE_SCAN_ABOVE_SHARE: f64 = 0.5;
+/// cost two to three times as much as in a scan, the ranking of the
+/// partitions included (measured on pypi-minilm, and on 100k generated
+/// embeddings, where scoring 44% of the codes in partitions took 10% more
+/// time than scanning them all).
+const PROBE_SCAN_ABOVE_SHARE: f64 = 0.35;
 /// The items of a filter taken whole that are fewer than this in a block of
 /// codes are scored exactly rather than by estimating the block: on
 /// sentence embeddings, a filter of 1% of the items is then answered 2.4
@@ -46,13 +48,13 @@ pub const DEFAULT_SEARCH_K_PER_RESULT: usize = 1_000;
 /// The codes a query of an index with codes scores, unless told otherwise:
 /// `count × oversampling × max(4,000, 5 √n)` for an index of `n` items.
 ///
-/// Up to about 57,000 items that is more than half of them for ten
+/// Up to about 114,000 items that is more than 35% of them for ten
 /// neighbours, and the query scans every code (on pypi-minilm, 40,000
-/// sentence embeddings: recall@10 0.997; the partitions reach 0.95 at half
-/// the items there, no faster than the scan). Above, the work grows as the
-/// square root of the items: at 1M generated embeddings of 384
-/// dimensions, 50,000 codes (5%) for recall@10 0.97, twenty times the
-/// queries per second of a scan (see README, "How it scales").
+/// sentence embeddings: recall@10 0.997; the partitions reach 0.95 at a
+/// third of the items there, no faster than the scan). Above, the work
+/// grows as the square root of the items: at 1M generated embeddings of
+/// 384 dimensions, 50,000 codes (5%) for recall@10 0.97 (see README, "How
+/// it scales").
 pub fn default_search_k(count: usize, oversampling: usize, n_items: u64) -> usize {
     let per_result = ((n_items as f64).sqrt() * 5.0).max(4_000.0) as usize;
     count.saturating_mul(oversampling).saturating_mul(per_result)
@@ -71,9 +73,9 @@ pub fn default_search_k(count: usize, oversampling: usize, n_items: u64) -> usiz
 /// into the node whose plane the query is nearest to the right side of,
 /// and gathers the items of the buckets it reaches until it holds
 /// `search_k` distinct candidates, each scored exactly. When `search_k`
-/// reaches half the items (a tenth without codes), every item is scored in
-/// slot order instead: with the default `search_k`, every query for ten
-/// neighbours in an index of up to about 57,000 items.
+/// reaches 35% of the items (a tenth without codes), every item is scored
+/// in slot order instead: with the default `search_k`, every query for ten
+/// neighbours in an index of up to about 114,000 items.
 #[derive(Debug, Clone)]
 pub struct QueryBuilder<'r, 't, D: Distance> {
     reader: &'r Reader<'t, D>,
@@ -396,10 +398,11 @@ impl<'r, 't, D: Distance> QueryBuilder<'r, 't, D> {
     /// codes, `count × oversampling × DEFAULT_SEARCH_K_PER_RESULT` without
     /// ([`QueryBuilder::effective_search_k`] tells which).
     ///
-    /// When `search_k` reaches half the items the query may return (a tenth
-    /// without codes), every one of them is scored instead, in slot order:
-    /// a code costs about half as much in a scan as in a partition, and a
-    /// tenth as much as an item gathered through the trees' planes
+    /// When `search_k` reaches 35% of the items the query may return (a
+    /// tenth without codes), every one of them is scored instead, in slot
+    /// order: a code costs two to three times less in a scan than in a
+    /// partition, and ten times less than an item gathered through the
+    /// trees' planes
     /// (measured on pypi-minilm, and on 10k to 100k items of 128 and 384
     /// dimensions). With `search_k` and `rerank` at least the number of
     /// items, the answer is exact.

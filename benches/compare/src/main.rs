@@ -16,10 +16,11 @@
 //! data), `--queries Q`, `--trees T` (both tree indexes; spinney's default
 //! and 32 for arroy otherwise), `--engines spinney,arroy,hannoy,exact`,
 //! `--filters` (spinney and the exact scan under filters keeping 0.1% to
-//! 50% of the items). After each table, the best queries per second each
+//! 50% of the items), `--commit-load` (spinney commits its load before
+//! building: a million 384-dimension vectors overflow one transaction). After each table, the best queries per second each
 //! engine reached at recall@10 0.90, 0.95 and 0.99. For how costs grow:
 //! `cargo run --release -- --generator embeddings --metric cosine
-//! --dimensions 384 --n 1000000 --engines spinney,exact`. Every engine loads its
+//! --dimensions 384 --n 1000000 --engines spinney,exact --commit-load`. Every engine loads its
 //! items with `add_item` in id order, as README tells users to, in the
 //! transaction it builds in, and builds and queries in a child process of
 //! its own, so its peak memory is its own. Results print as Markdown
@@ -49,6 +50,9 @@ struct Run {
     trees: Option<usize>,
     filters: bool,
     generator: String,
+    /// Commit the load before building (spinney only): a load of more than
+    /// about 512 MiB of vectors fills LMDB's transaction otherwise.
+    commit_load: bool,
 }
 
 /// arroy's trees unless `--trees` is given: what spinney grew by default at
@@ -66,6 +70,7 @@ fn parse(args: &[String]) -> Result<(Run, Vec<String>)> {
         trees: None,
         filters: false,
         generator: "clustered".into(),
+        commit_load: false,
     };
     let mut engines = vec!["spinney".to_string(), "arroy".into(), "hannoy".into(), "exact".into()];
     let mut args = args.iter();
@@ -81,6 +86,7 @@ fn parse(args: &[String]) -> Result<(Run, Vec<String>)> {
             "--engines" => engines = value()?.split(',').map(str::to_string).collect(),
             "--filters" => run.filters = true,
             "--generator" => run.generator = value()?,
+            "--commit-load" => run.commit_load = true,
             "--bench" => {}
             other => return Err(format!("unknown option {other}").into()),
         }
@@ -199,10 +205,26 @@ struct Measured {
 /// it; measures its time, the resident memory before it and at its peak,
 /// and the file size after.
 fn timed_build(env: &Env<WithTls>, build: impl FnOnce(&mut RwTxn) -> Result<()>) -> Result<BuildCost> {
+    timed_load_and_build(env, false, |_| Ok(()), build)
+}
+
+/// [`timed_build`] in two steps, `load` then `build`, in one transaction or,
+/// with `commit_load`, with a commit between them (counted in the time).
+fn timed_load_and_build(
+    env: &Env<WithTls>,
+    commit_load: bool,
+    load: impl FnOnce(&mut RwTxn) -> Result<()>,
+    build: impl FnOnce(&mut RwTxn) -> Result<()>,
+) -> Result<BuildCost> {
     let (rss_before, _) = rss();
     reset_peak_rss();
     let start = Instant::now();
     let mut wtxn = env.write_txn()?;
+    load(&mut wtxn)?;
+    if commit_load {
+        wtxn.commit()?;
+        wtxn = env.write_txn()?;
+    }
     build(&mut wtxn)?;
     wtxn.commit()?;
     let build = start.elapsed();
@@ -232,17 +254,22 @@ struct BuiltSpinney<D: spinney::Distance> {
 }
 
 /// Loads every item with `add_item` in id order and builds, in one
-/// transaction, with `trees` or the default tree count.
-fn build_spinney<D: spinney::Distance>(dataset: &Dataset, trees: Option<usize>) -> Result<BuiltSpinney<D>> {
+/// transaction (or with a commit between, with `--commit-load`), with
+/// `trees` or the default tree count.
+fn build_spinney<D: spinney::Distance>(dataset: &Dataset, run: &Run) -> Result<BuiltSpinney<D>> {
     use rand::SeedableRng;
     let dir = tempfile::tempdir()?;
     let env = open_env(dir.path(), dataset)?;
     let db: spinney::Database<'static, D> = create(&env)?;
-    let mut cost = timed_build(&env, |wtxn| {
-        let writer = spinney::Writer::<D>::new(db, 0, dataset.base.dimensions);
+    let writer = spinney::Writer::<D>::new(db, 0, dataset.base.dimensions);
+    let load = |wtxn: &mut RwTxn| {
         for i in 0..dataset.base.len() {
             writer.add_item(wtxn, i as u32, dataset.base.get(i))?;
         }
+        Ok(())
+    };
+    let trees = run.trees;
+    let mut cost = timed_load_and_build(&env, run.commit_load, load, |wtxn| {
         let mut rng = rand::rngs::StdRng::seed_from_u64(42);
         let mut builder = writer.builder(&mut rng);
         if let Some(trees) = trees {
@@ -255,7 +282,7 @@ fn build_spinney<D: spinney::Distance>(dataset: &Dataset, trees: Option<usize>) 
 }
 
 fn run_spinney<D: spinney::Distance>(dataset: &Dataset, truth: &[Vec<u32>], run: &Run) -> Result<Measured> {
-    let built = build_spinney::<D>(dataset, run.trees)?;
+    let built = build_spinney::<D>(dataset, run)?;
     let (env, db, cost) = (&built.env, built.db, built.cost);
     let rtxn = env.read_txn()?;
     let reader = spinney::Reader::<D>::open(&rtxn, 0, db)?;
@@ -447,7 +474,7 @@ fn run_filtered<D: spinney::Distance>(dataset: &Dataset, run: &Run, engine: &str
         })?;
         return Ok(Measured { cost, query_rss, curve });
     }
-    let built = build_spinney::<D>(dataset, run.trees)?;
+    let built = build_spinney::<D>(dataset, run)?;
     let (env, db, cost) = (&built.env, built.db, built.cost);
     let rtxn = env.read_txn()?;
     let reader = spinney::Reader::<D>::open(&rtxn, 0, db)?;
@@ -506,10 +533,16 @@ fn child(engine: &str, run: &Run) -> Result<()> {
     let settings = match engine {
         "hannoy" => "M=16 M0=32 ef_construction=100".to_string(),
         "arroy" => format!("{trees} trees"),
-        "spinney" => match run.trees {
-            Some(trees) => format!("{trees} trees"),
-            None => format!("{default_trees} trees (default)"),
-        },
+        "spinney" => {
+            let trees = match run.trees {
+                Some(trees) => format!("{trees} trees"),
+                None => format!("{default_trees} trees (default)"),
+            };
+            match run.commit_load {
+                true => format!("{trees}, load committed first"),
+                false => trees,
+            }
+        }
         _ => "in memory".to_string(),
     };
     for point in &measured.curve {
