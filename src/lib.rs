@@ -58,19 +58,26 @@
 //!   two-means until a node holds at most `split_after` items (a bucket).
 //!   Each tree is grown from its own random stream, so the same seed gives
 //!   the same bytes whatever the number of threads.
+//! - **Partitions.** In an index with codes (the `f32` distances from
+//!   [`MIN_CODE_DIMENSIONS`] dimensions) each tree is cut into its largest
+//!   subtrees of at most [`partition_items`] items, each with the code of
+//!   its centroid and a copy of its items' codes, read as one run.
 //! - **Incremental builds.** After the first build, a build updates the
 //!   existing trees for what changed since: work proportional to the changes
 //!   and the paths they take, not to the index. Buckets that overflow are
-//!   split, splits that empty collapse, lopsided splits are regrown.
+//!   split, splits that empty collapse, lopsided splits are regrown. The
+//!   partitions and their runs are then written anew.
 //! - **Reads never stop.** [`Reader::open`] works while changes are pending
 //!   and answers from the last build (see [`Reader`]).
-//! - **Queries** ([`Reader::nns`]) descend all trees at once, best side
-//!   first, and gather `search_k` candidates from the buckets they reach, or
-//!   scan every item when `search_k` reaches a tenth of them. Each candidate
-//!   is scored by its code (one bit per dimension, see [`distances`]), and
-//!   the few whose estimate could place them among the nearest are ranked by
-//!   their exact distance. `candidates` restricts the answer to a bitmap of
-//!   ids.
+//! - **Queries** ([`Reader::nns`]) rank every tree's partitions by their
+//!   centroids and score the codes of the nearest until they have scored
+//!   `search_k` (without codes: descend all trees at once, best side first,
+//!   and gather `search_k` candidates from the buckets they reach), or scan
+//!   every item when `search_k` reaches 35% of them (a tenth without
+//!   codes). Each candidate is scored by its code (one bit per dimension,
+//!   see [`distances`]), and the few whose estimate could place them among
+//!   the nearest are ranked by their exact distance. `candidates` restricts
+//!   the answer to a bitmap of ids.
 //!
 //! # Limits
 //!

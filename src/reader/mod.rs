@@ -29,9 +29,9 @@ use crate::{Database, Distance, ItemId, Result};
 /// A built index, read inside the transaction it was opened with.
 ///
 /// Opening reads the header, the metadata and the change marks, and looks
-/// up every value of the read layer once (three prefix scans over a few
-/// large values); queries then read the trees and the vectors in place,
-/// with no LMDB call per node or per candidate.
+/// up every value of the read layer once (five prefix scans over a few
+/// large values); queries then read the partitions, the trees and the
+/// vectors in place, with no LMDB call per partition, node or candidate.
 ///
 /// Reads never wait for a build: with changes pending, the reader answers
 /// from the last build, except that items deleted since are never returned,

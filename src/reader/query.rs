@@ -118,7 +118,7 @@ pub struct Searcher {
 /// goes, to tune `search_k` and `rerank`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct QueryStats {
-    /// Tree nodes visited.
+    /// Partitions read, or, in an index without codes, tree nodes visited.
     pub nodes: u64,
     /// Candidates scored first: by their codes, or exactly without codes.
     pub candidates: u64,
