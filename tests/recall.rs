@@ -143,6 +143,27 @@ fn queries_at_100k_items_find_the_neighbours() {
     }
 }
 
+/// From 7,941 `f32` dimensions a slot chunk holds 16 slots or fewer, fewer
+/// than a block of codes: a scan that stepped by 32 slots estimated lanes
+/// past the chunk as slots of the next one (estimate 0, error 0), which set
+/// the shortlist's bound to 0 and answered recall@10 0.535 on this set.
+#[test]
+fn a_scan_of_chunks_smaller_than_a_block_finds_the_neighbours() {
+    let dataset = data::clustered(1_000, 20, 8_192, common::seed(10));
+    let truth = data::brute_force(&dataset, "euclidean", 10);
+    let test = TestEnv::new(256 * MIB);
+    let db = test.database::<Euclidean>();
+    build_index::<Euclidean>(&test, db, 0, &dataset.base, Some(2), common::seed(11));
+    let rtxn = test.env.read_txn().unwrap();
+    let reader = Reader::<Euclidean>::open(&rtxn, 0, db).unwrap();
+    let found: Vec<Vec<u32>> = (0..dataset.queries.len())
+        .map(|q| reader.nns(10).by_vector(&rtxn, dataset.queries.get(q)).unwrap())
+        .map(|answer| answer.into_iter().map(|(id, _)| id).collect())
+        .collect();
+    let recall = data::recall_at(10, &truth, &found);
+    assert!(recall >= 0.99, "recall@10 {recall:.3} scanning chunks of fewer than 32 slots");
+}
+
 /// With `search_k` at least the number of items, every item is ranked, so
 /// the answer is the exact top-k.
 fn unbounded_is_exact<D: Distance>() {

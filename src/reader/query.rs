@@ -89,7 +89,8 @@ pub struct QueryBuilder<'r, 't, D: Distance> {
 }
 
 /// The reusable memory of a query: the candidates gathered, as bits over
-/// the slots, the queue of nodes to visit and the shortlists. Keep one per
+/// the slots, the partitions by distance, the queue of nodes to visit and
+/// the shortlists. Keep one per
 /// thread and pass it to [`QueryBuilder::by_vector_with`] so that queries
 /// allocate nothing once it has grown; [`QueryBuilder::by_vector`] uses one
 /// per thread of its own.
