@@ -68,15 +68,8 @@ impl<D: Distance> Writer<D> {
         }
         if version == SLOTTED {
             let header = Header::decode(bytes).map_err(|e| Error::corrupted(header_key, e))?;
-            if header.distance != D::NAME {
-                let found = header.distance.into_owned();
-                return Err(Error::DistanceMismatch { index, expected: D::NAME, found });
-            }
             let dimensions = header.dimensions;
-            if dimensions as usize != self.dimensions {
-                let found = dimensions as usize;
-                return Err(Error::IndexDimensionMismatch { index, expected: self.dimensions, found });
-            }
+            self.check_old(dimensions, &header.distance)?;
             db.delete(wtxn, &Key::metadata(index))?;
             return self.write_upgraded_header(wtxn, dimensions);
         }
@@ -87,18 +80,26 @@ impl<D: Distance> Writer<D> {
         let metadata = store::get(db, wtxn, metadata_key)?
             .ok_or_else(|| Error::corrupted(metadata_key, "an index of format 2 without metadata"))?;
         let (dimensions, distance) = old_metadata(metadata).map_err(|reason| Error::corrupted(metadata_key, reason))?;
-        if distance != D::NAME {
-            return Err(Error::DistanceMismatch { index, expected: D::NAME, found: distance.to_string() });
-        }
-        if dimensions as usize != self.dimensions {
-            return Err(Error::IndexDimensionMismatch { index, expected: self.dimensions, found: dimensions as usize });
-        }
+        self.check_old(dimensions, distance)?;
 
         // Format 2's marks held vectors and its mode 3 held tree nodes.
         store::delete_mode(db, wtxn, index, NodeMode::Updated)?;
         store::delete_read_layer(db, wtxn, index)?;
         db.delete(wtxn, &metadata_key)?;
         self.write_upgraded_header(wtxn, dimensions)
+    }
+
+    /// Refuses an old index of another distance or other dimensions than
+    /// this writer's.
+    fn check_old(&self, dimensions: u32, distance: &str) -> Result<()> {
+        let index = self.index;
+        if distance != D::NAME {
+            return Err(Error::DistanceMismatch { index, expected: D::NAME, found: distance.to_string() });
+        }
+        if dimensions as usize != self.dimensions {
+            return Err(Error::IndexDimensionMismatch { index, expected: self.dimensions, found: dimensions as usize });
+        }
+        Ok(())
     }
 
     /// Writes the header of the current format.

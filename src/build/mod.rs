@@ -93,18 +93,17 @@ pub const DEFAULT_TREES_WITH_CODES: usize = 4;
 /// [`MIN_CODE_DIMENSIONS`](crate::MIN_CODE_DIMENSIONS) dimensions) is
 /// searched through its trees' partitions, and grows
 /// [`DEFAULT_TREES_WITH_CODES`]. Without codes, queries walk the trees'
-/// planes, and more trees are worth their disk: the whole index is sized to fill about 1.25 times the vectors as stored
-/// (`v` bytes each: `4 × dimensions` for `f32`s, `dimensions / 8` rounded
-/// up to whole 8-byte words for bits). An item takes its slot (its id,
-/// code, header and vector: `4 + k + h + v` bytes, `k` about
-/// `dimensions / 8 + 8` from 128 `f32` dimensions, 0 below) and its entry
-/// (about 30 bytes of pages). A tree stores each item's slot once in a bucket (4 bytes) and
-/// one split per bucket (`20 + n` bytes, `n` the normal's size, with the
-/// bucket's own 4), and buckets hold about `0.6 × split_after` items on
-/// average. Hence
+/// planes, and more trees are worth their disk: the whole index is sized
+/// to fill about 1.25 times the vectors as stored (`v` bytes each:
+/// `4 × dimensions` for `f32`s, `dimensions / 8` rounded up to whole 8-byte
+/// words for bits). An item takes its slot (its id, header and vector:
+/// `4 + h + v` bytes) and its entry (about 30 bytes of pages). A tree
+/// stores each item's slot once in a bucket (4 bytes) and one split per
+/// bucket (`20 + n` bytes, `n` the normal's size, with the bucket's own 4),
+/// and buckets hold about `0.6 × split_after` items on average. Hence
 ///
 /// ```text
-/// n_trees = clamp(floor(max(1.25 × v − (34 + k + h + v), 0.15 × v) / (4 + (24 + n) / (0.6 × split_after))), 10, 512)
+/// n_trees = clamp(floor(max(1.25 × v − (34 + h + v), 0.15 × v) / (4 + (24 + n) / (0.6 × split_after))), 10, 512)
 /// ```
 ///
 /// with `split_after` from [`default_split_after`], and a single tree when
@@ -121,9 +120,7 @@ pub fn default_n_trees<D: Distance>(n_items: u64, dimensions: usize) -> usize {
         return DEFAULT_TREES_WITH_CODES;
     }
     let vector = D::Codec::size(dimensions) as f64;
-    // A code's share of its block, and its two factors.
-    let code = codes::space::<D>(dimensions).map_or(0, |_| codes::block_size(dimensions) / codes::BLOCK + 8);
-    let item = 34.0 + (size_of::<D::Header>() + code) as f64 + vector;
+    let item = 34.0 + size_of::<D::Header>() as f64 + vector;
     let split = 24.0 + D::NormalCodec::size(dimensions) as f64;
     let per_tree = 4.0 + split / (0.6 * split_after as f64);
     let budget = (1.25 * vector - item).max(0.15 * vector);
@@ -605,12 +602,14 @@ impl<'a, D: Distance> Builder<'a, D> {
         let (db, index, dimensions) = (self.writer.db, self.writer.index, self.writer.dimensions);
         let normal = D::NormalCodec::size(dimensions);
         let max_items = partition_items(metadata.items.len());
+        let Some(codebook) = store::built_codebook::<D>(db, wtxn, index, dimensions)? else { return Ok(()) };
         let total = metadata.roots.len() as u64;
         for tree in 0..metadata.roots.len() {
             self.step(MainStep::WritingNodes, Some(SubStep { unit: "runs", done: tree as u64, total }))?;
+            // The trees and slots are looked up again for each tree: the
+            // writes of the one before end their borrow of the transaction.
             let (partitions, run) = {
                 let rtxn: &RoTxn = wtxn;
-                let Some(codebook) = store::built_codebook::<D>(db, rtxn, index, dimensions)? else { return Ok(()) };
                 let trees = open_trees(db, rtxn, index, &metadata.roots)?;
                 let slots = SlotTable::<D>::open(db, rtxn, index, dimensions, Some(metadata.n_slots))?;
                 encode_partitions(&trees[tree], normal, &slots, &codebook, max_items)
