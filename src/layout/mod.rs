@@ -19,7 +19,7 @@ use heed::RoTxn;
 pub(crate) use self::directory::Directory;
 pub(crate) use self::directory::spool as spool_directory;
 pub use self::partitions::partition_items;
-pub(crate) use self::partitions::{PADDING, TreeRun, encode as encode_partitions, open as open_runs};
+pub(crate) use self::partitions::{PADDING, TreeRun, centroid, encode as encode_partitions, open as open_runs};
 #[cfg(feature = "fuzzing")]
 pub(crate) use self::partitions::{Partitions, RunChunk};
 pub(crate) use self::slots::{SlotGeometry, SlotTable, pack_chunk, read_slot};
@@ -27,7 +27,7 @@ pub(crate) use self::spool::{Spool, Spooled};
 pub use self::tree::MAX_BUCKET;
 #[cfg(feature = "fuzzing")]
 pub(crate) use self::tree::encode;
-pub(crate) use self::tree::{FinishedTree, NodeError, NodeView, Slots, TreeFile, TreeView};
+pub(crate) use self::tree::{FinishedTree, NodeError, NodeView, TreeFile, TreeView};
 use crate::error::Error;
 use crate::key::{Key, NodeMode, TREE_SHIFT};
 use crate::metadata::Metadata;

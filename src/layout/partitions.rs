@@ -210,19 +210,8 @@ pub(crate) fn encode<D: Distance>(
 ) -> std::result::Result<(Vec<u8>, Vec<Vec<u8>>), NodeError> {
     let members = partition_members(tree, normal, max_items)?;
     let dimensions = codebook.dimensions();
-    let centroids: Vec<Vec<f32>> = members
-        .par_iter()
-        .map_init(Vec::new, |point, members| {
-            let mut sum = vec![0.0f32; dimensions];
-            for &slot in members {
-                D::code_vector(&slots.leaf(slot), point);
-                sum.iter_mut().zip(point.iter()).for_each(|(s, x)| *s += x);
-            }
-            let scale = (members.len().max(1) as f32).recip();
-            sum.iter_mut().for_each(|s| *s *= scale);
-            sum
-        })
-        .collect();
+    let centroids: Vec<Vec<f32>> =
+        members.par_iter().map_init(Vec::new, |point, members| centroid(slots, members, point)).collect();
 
     // The run, chunk by chunk, each partition padded to whole blocks.
     let lane_bytes = 4 + codes::section_size(dimensions, BLOCK) / BLOCK;
@@ -275,6 +264,19 @@ pub(crate) fn encode<D: Distance>(
     }
     record.extend_from_slice(&section);
     Ok((record, run))
+}
+
+/// The mean of the code vectors of `members`, summed in their order (the
+/// centroid a partition's code is made from); `point` is scratch.
+pub(crate) fn centroid<D: Distance>(slots: &SlotTable<'_, D>, members: &[u32], point: &mut Vec<f32>) -> Vec<f32> {
+    let mut sum = vec![0.0f32; slots.geometry().dimensions];
+    for &slot in members {
+        D::code_vector(&slots.leaf(slot), point);
+        sum.iter_mut().zip(point.iter()).for_each(|(s, x)| *s += x);
+    }
+    let scale = (members.len().max(1) as f32).recip();
+    sum.iter_mut().for_each(|s| *s *= scale);
+    sum
 }
 
 /// The slots of each partition of `tree`, in the tree's order (left

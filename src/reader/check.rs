@@ -8,7 +8,7 @@ use crate::codes::{self, CodeWriter, Codes};
 use crate::error::Error;
 use crate::item::ItemEntry;
 use crate::key::{Key, NodeMode};
-use crate::layout::{NodeView, PADDING, node_key};
+use crate::layout::{NodeView, PADDING, centroid, node_key};
 use crate::store;
 use crate::vector::VectorCodec;
 use crate::{Distance, Result};
@@ -102,7 +102,7 @@ impl<D: Distance> Reader<'_, D> {
             None => return Err(Error::corrupted(Key::partitions(index, 0), "an index with codes has no partitions")),
         };
         let mut writer = CodeWriter::new(codebook);
-        let (mut point, mut section) = (Vec::new(), Vec::new());
+        let (mut point, mut section, mut members) = (Vec::new(), Vec::new(), Vec::new());
         for (tree, run) in runs.iter().enumerate() {
             let key = Key::partitions(index, tree as u32);
             let corrupted = |reason: String| Err(Error::corrupted(key, reason));
@@ -119,14 +119,13 @@ impl<D: Distance> Reader<'_, D> {
                 }
                 next = (chunk, first + lanes);
                 let run_chunk = &run.chunks[chunk as usize];
-                let mut sum = vec![0.0f32; self.dimensions];
-                let mut members = 0usize;
+                members.clear();
                 for lane in first as usize..(first + lanes) as usize {
                     let slot = run_chunk.slot(lane);
                     if slot == PADDING {
                         continue;
                     }
-                    if lane != first as usize + members {
+                    if lane != first as usize + members.len() {
                         return corrupted(format!("partition {i} holds slot {slot} after its padding"));
                     }
                     if !live.contains(slot) || !in_run.insert(slot) {
@@ -136,19 +135,15 @@ impl<D: Distance> Reader<'_, D> {
                     if slots.codes(slot_chunk).map(|codes| codes.code(at)) != Some(run_chunk.codes().code(lane)) {
                         return corrupted(format!("partition {i} holds another code than slot {slot}'s"));
                     }
-                    D::code_vector(&slots.leaf(slot), &mut point);
-                    sum.iter_mut().zip(&point).for_each(|(s, x)| *s += x);
-                    members += 1;
+                    members.push(slot);
                 }
-                if members == 0 || members.div_ceil(codes::BLOCK) * codes::BLOCK != lanes as usize {
-                    return corrupted(format!("partition {i} has {lanes} lanes for {members} items"));
+                let count = members.len();
+                if count == 0 || count.div_ceil(codes::BLOCK) * codes::BLOCK != lanes as usize {
+                    return corrupted(format!("partition {i} has {lanes} lanes for {count} items"));
                 }
-                let scale = (members as f32).recip();
-                sum.iter_mut().for_each(|s| *s *= scale);
-                section.clear();
-                section.resize(codes::section_size(self.dimensions, 1), 0);
-                writer.write_vector(&sum, &mut section, 1, 0);
-                let expected = Codes::new(&section, self.dimensions, 1).map(|alone| alone.code(0));
+                let mean = centroid(slots, &members, &mut point);
+                let expected =
+                    code_alone(&mut writer, &mut section, self.dimensions, |w, s| w.write_vector(&mean, s, 1, 0));
                 if expected != Some(run.partitions.codes().code(i)) {
                     return corrupted(format!("the centroid code of partition {i} is not its items' mean's"));
                 }
@@ -242,10 +237,7 @@ impl<D: Distance> Reader<'_, D> {
             }
             if let (Some(writer), Some(codes)) = (writer.as_mut(), slots.codes(chunk)) {
                 // The code of the vector, written alone, as the build wrote it.
-                section.clear();
-                section.resize(codes::section_size(self.dimensions, 1), 0);
-                writer.write(&leaf, &mut section, 1, 0);
-                let expected = Codes::new(&section, self.dimensions, 1).map(|alone| alone.code(0));
+                let expected = code_alone(writer, &mut section, self.dimensions, |w, s| w.write(&leaf, s, 1, 0));
                 if expected != Some(codes.code(at)) {
                     return Err(Error::corrupted(key, format!("the code of slot {slot} is not its vector's")));
                 }
@@ -298,4 +290,18 @@ impl<D: Distance> Reader<'_, D> {
         }
         Ok(())
     }
+}
+
+/// The code `write` writes as the only slot of `section` (cleared and
+/// sized for one slot of `dimensions`), with its factors.
+fn code_alone(
+    writer: &mut CodeWriter<'_>,
+    section: &mut Vec<u8>,
+    dimensions: usize,
+    write: impl FnOnce(&mut CodeWriter<'_>, &mut [u8]),
+) -> Option<(Vec<u8>, [f32; 2])> {
+    section.clear();
+    section.resize(codes::section_size(dimensions, 1), 0);
+    write(writer, section);
+    Codes::new(section, dimensions, 1).map(|alone| alone.code(0))
 }

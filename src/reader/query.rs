@@ -10,11 +10,11 @@ use heed::RoTxn;
 use roaring::RoaringBitmap;
 
 use super::Reader;
-use crate::codes::{self, BLOCK, CodeQuery, CodeSpace, Codebook, Codes};
+use crate::codes::{self, BLOCK, CodeQuery, CodeSpace, Codebook};
 use crate::error::Error;
 use crate::item::Leaf;
 use crate::key::Key;
-use crate::layout::{NodeView, PADDING, Slots, TreeRun, node_key};
+use crate::layout::{NodeView, PADDING, TreeRun, node_key};
 use crate::vector::VectorCodec;
 use crate::writer::check_query;
 use crate::{Distance, ItemId, Result};
@@ -90,10 +90,10 @@ pub struct QueryBuilder<'r, 't, D: Distance> {
 
 /// The reusable memory of a query: the candidates gathered, as bits over
 /// the slots, the partitions by distance, the queue of nodes to visit and
-/// the shortlists. Keep one per
-/// thread and pass it to [`QueryBuilder::by_vector_with`] so that queries
-/// allocate nothing once it has grown; [`QueryBuilder::by_vector`] uses one
-/// per thread of its own.
+/// the shortlists. Keep one per thread and pass it to
+/// [`QueryBuilder::by_vector_with`] so that queries allocate nothing once
+/// it has grown; [`QueryBuilder::by_vector`] uses one per thread of its
+/// own.
 #[derive(Debug, Default)]
 pub struct Searcher {
     /// The slots seen, one bit each.
@@ -403,10 +403,9 @@ impl<'r, 't, D: Distance> QueryBuilder<'r, 't, D> {
     /// tenth without codes), every one of them is scored instead, in slot
     /// order: a code costs two to three times less in a scan than in a
     /// partition, and ten times less than an item gathered through the
-    /// trees' planes
-    /// (measured on pypi-minilm, and on 10k to 100k items of 128 and 384
-    /// dimensions). With `search_k` and `rerank` at least the number of
-    /// items, the answer is exact.
+    /// trees' planes (measured on pypi-minilm, and on 10k to 100k items of
+    /// 128 and 384 dimensions). With `search_k` and `rerank` at least the
+    /// number of items, the answer is exact.
     ///
     /// # Examples
     ///
@@ -749,35 +748,6 @@ impl<'r, 't, D: Distance> QueryBuilder<'r, 't, D> {
         move |slot: u32| every_slot || !(free.contains(slot) || hidden.contains(slot) || !self.accepts(filter, slot))
     }
 
-    /// Estimates block `block` of `codes`, whose lane 0 is the slot `base`,
-    /// and offers the slots of `lanes` (bit `i`: slot `base + i`) that
-    /// `keeps` keeps and whose first score can make the list as it stands
-    /// (offers check again); every lane of an item replaced since the last
-    /// build is offered, to be scored exactly.
-    #[inline]
-    fn offer_block(
-        &self,
-        query: &D::Query,
-        (codes, chunk_codes, block): (&CodeQuery, &Codes<'_>, usize),
-        base: u32,
-        lanes: u32,
-        keeps: &impl Fn(u32) -> bool,
-        best: &mut Shortlist<'_>,
-    ) {
-        let (mut estimates, mut errors) = ([0.0; BLOCK], [0.0; BLOCK]);
-        codes.estimate_block(chunk_codes, block, &mut estimates, &mut errors);
-        best.blocks += 1;
-        let mut lanes = lanes & self.passing(&estimates, &errors, best);
-        while lanes != 0 {
-            let lane = lanes.trailing_zeros() as usize;
-            lanes &= lanes - 1;
-            let slot = base + lane as u32;
-            if keeps(slot) {
-                self.offer(query, best, slot, estimates[lane], errors[lane]);
-            }
-        }
-    }
-
     /// The lanes of a block whose first score, from `estimates` and
     /// `errors`, can make the list as it stands (offers check again); every
     /// lane when items were replaced since the last build, to be scored
@@ -812,7 +782,7 @@ impl<'r, 't, D: Distance> QueryBuilder<'r, 't, D> {
         queue: &mut BinaryHeap<Pending>,
     ) -> Result<u64> {
         let reader = self.reader;
-        let (layout, index) = (&reader.layout, reader.index);
+        let (layout, index, n_slots) = (&reader.layout, reader.index, reader.metadata.n_slots);
         let query_leaf = D::query_leaf(query);
         for (tree, view) in layout.trees.iter().enumerate() {
             queue.push(Pending { priority: f32::INFINITY, tree: tree as u32, addr: view.root });
@@ -826,7 +796,17 @@ impl<'r, 't, D: Distance> QueryBuilder<'r, 't, D> {
             }
             match layout.node(index, tree as usize, addr)? {
                 NodeView::Bucket(slots) => {
-                    gathered += self.mark_bucket(slots, (tree as usize, addr), filter, seen, accepted, touched)?;
+                    for slot in slots.iter() {
+                        if slot >= n_slots {
+                            let reason = format!("the bucket at {addr} holds slot {slot} of {n_slots}");
+                            return Err(Error::corrupted(node_key(index, tree as usize, addr), reason));
+                        }
+                        let Some((word, bit)) = first_sight(seen, touched, slot) else { continue };
+                        if self.accepts(filter, slot) {
+                            accepted[word] |= bit;
+                            gathered += 1;
+                        }
+                    }
                 }
                 NodeView::Split { left, right, offset, normal } => {
                     let normal = D::NormalCodec::view(normal)
@@ -935,7 +915,8 @@ impl<'r, 't, D: Distance> QueryBuilder<'r, 't, D> {
     }
 
     /// Offers the slots of `run` that `keeps` keeps, a block of codes at a
-    /// time (see [`QueryBuilder::offer_block`]).
+    /// time, those whose first score can make the list as it stands (see
+    /// [`QueryBuilder::passing`]).
     fn offer_run(
         &self,
         query: &D::Query,
@@ -947,45 +928,27 @@ impl<'r, 't, D: Distance> QueryBuilder<'r, 't, D> {
         let slots = &self.reader.layout.slots;
         // A block holds 32 slots, or a whole chunk of fewer.
         let block_len = BLOCK.min(1 << slots.geometry().shift);
+        let (mut estimates, mut errors) = ([0.0; BLOCK], [0.0; BLOCK]);
         let mut first = run.start;
         while first < run.end {
             let (chunk, at) = slots.geometry().locate(first);
             let lane = at % block_len;
             let end = (first + (block_len - lane) as u32).min(run.end);
-            let lanes = (u32::MAX >> (BLOCK - (end - first) as usize)) << lane;
-            if let Some(chunk_codes) = slots.codes(chunk) {
-                self.offer_block(query, (codes, chunk_codes, at / BLOCK), first - lane as u32, lanes, keeps, best);
-            }
+            let (base, lanes) = (first - lane as u32, (u32::MAX >> (BLOCK - (end - first) as usize)) << lane);
             first = end;
-        }
-    }
-
-    /// Marks the slots of the bucket at `(tree, addr)` that were not yet
-    /// seen in the searcher's bits; returns how many of them the query may
-    /// return.
-    fn mark_bucket(
-        &self,
-        slots: Slots<'_>,
-        (tree, addr): (usize, u32),
-        filter: Option<&RoaringBitmap>,
-        seen: &mut [u64],
-        accepted: &mut [u64],
-        touched: &mut Vec<u32>,
-    ) -> Result<u64> {
-        let n_slots = self.reader.metadata.n_slots;
-        let mut gathered = 0;
-        for slot in slots.iter() {
-            if slot >= n_slots {
-                let reason = format!("the bucket at {addr} holds slot {slot} of {n_slots}");
-                return Err(Error::corrupted(node_key(self.reader.index, tree, addr), reason));
-            }
-            let Some((word, bit)) = first_sight(seen, touched, slot) else { continue };
-            if self.accepts(filter, slot) {
-                accepted[word] |= bit;
-                gathered += 1;
+            let Some(chunk_codes) = slots.codes(chunk) else { continue };
+            codes.estimate_block(chunk_codes, at / BLOCK, &mut estimates, &mut errors);
+            best.blocks += 1;
+            let mut lanes = lanes & self.passing(&estimates, &errors, best);
+            while lanes != 0 {
+                let lane = lanes.trailing_zeros() as usize;
+                lanes &= lanes - 1;
+                let slot = base + lane as u32;
+                if keeps(slot) {
+                    self.offer(query, best, slot, estimates[lane], errors[lane]);
+                }
             }
         }
-        Ok(gathered)
     }
 
     /// Scores the gathered candidates into `best`, in slot order so that
