@@ -4,11 +4,13 @@
 //!
 //! | tag | entry | payload |
 //! | --- | --- | --- |
-//! | 0 | staged | the distance's header (plain old data), then the vector in the distance's codec |
-//! | 1 | built | the item's slot, `u32` little-endian |
+//! | 0 | staged (formats 1 to 4 only) | the distance's header (plain old data), then the vector in the distance's codec |
+//! | 1 | in a slot | the item's slot, `u32` little-endian |
 //!
-//! A staged item waits for the next build, which moves its vector into the
-//! read layer's slots and leaves the slot here. A change mark, under
+//! Format 5 writes every vector in a slot when it is added, and the entry
+//! names the slot; up to format 4, a vector waited for the next build in a
+//! staged entry, which [`Writer::upgrade`](crate::Writer::upgrade) reads.
+//! A change mark, under
 //! `(index, Updated, id)`, is empty for an item the last build did not
 //! hold, and otherwise holds the slot it held it in (`u32` little-endian),
 //! so that the next build takes that slot out of the trees.
@@ -63,9 +65,9 @@ impl<D: Machinery> Leaf<'_, D> {
 /// What an item's entry says.
 #[derive(Debug)]
 pub enum ItemEntry<'a, D: Distance> {
-    /// A vector waiting for the next build.
+    /// A vector waiting for the next build, in formats 1 to 4.
     Staged(Leaf<'a, D>),
-    /// The slot the last build put the item in.
+    /// The slot that holds the item's vector.
     Built(u32),
 }
 
@@ -94,14 +96,13 @@ pub enum ItemError {
     Vector(#[from] VectorSizeError),
 }
 
-/// Appends the staged entry of `values` to `out`.
-pub fn encode_staged<D: Distance>(values: &[f32], out: &mut Vec<u8>) {
+/// Appends the leaf of `values` (its header, then its vector) to `out`.
+pub fn encode_leaf<D: Distance>(values: &[f32], out: &mut Vec<u8>) {
     let vector = D::Codec::encode(values);
-    out.push(STAGED_TAG);
     Leaf::<D> { header: D::new_header(values), vector: D::Codec::borrow(&vector) }.encode_into(out);
 }
 
-/// The entry of an item built in `slot`.
+/// The entry of an item whose vector is in `slot`.
 pub fn encode_built(slot: u32) -> [u8; 5] {
     let [a, b, c, d] = slot.to_le_bytes();
     [BUILT_TAG, a, b, c, d]
@@ -157,8 +158,8 @@ mod tests {
     proptest! {
         #[test]
         fn staged_round_trip(values in proptest::collection::vec(-1e6f32..1e6, 0..70)) {
-            let mut bytes = Vec::new();
-            encode_staged::<Cosine>(&values, &mut bytes);
+            let mut bytes = vec![STAGED_TAG];
+            encode_leaf::<Cosine>(&values, &mut bytes);
             let ItemEntry::Staged(leaf) = ItemEntry::<Cosine>::decode(&bytes).unwrap() else {
                 panic!("a staged entry decodes as staged");
             };

@@ -10,8 +10,9 @@ use heed::{BoxedError, BytesDecode, BytesEncode};
 
 /// The kind of entry a key points to. The byte values are part of the format.
 ///
-/// The first three are the *write layer*, which every change touches; the
-/// last two the *read layer*, which builds write and queries read.
+/// Metadata, marks, items and slots are the *write layer*, which every
+/// change touches; trees, the directory, partitions and runs the *read
+/// layer*, which builds write and queries read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[repr(u8)]
 pub enum NodeMode {
@@ -21,10 +22,13 @@ pub enum NodeMode {
     /// A change since the last build; the value keeps the slot the item was
     /// built in, if it was.
     Updated = 1,
-    /// An item: its vector while it waits for a build, or its slot once built.
+    /// An item: the slot of its vector (up to format 4, its vector while it
+    /// waited for a build).
     Item = 2,
-    /// A chunk of slots: item ids and vectors packed in slot order.
-    Slots = 3,
+    /// A chunk of slots in formats 3 and 4, which
+    /// [`Writer::upgrade`](crate::Writer::upgrade) reads (tree nodes in
+    /// formats 1 and 2).
+    LegacySlots = 3,
     /// A chunk of one tree's nodes.
     Tree = 4,
     /// A chunk of the directory: the slot of each built item, in id order.
@@ -35,6 +39,11 @@ pub enum NodeMode {
     /// A chunk of one tree's run: the slots and codes of its partitions'
     /// items, partition after partition.
     Runs = 7,
+    /// A chunk of slots: item ids, headers and vectors in slot order,
+    /// written as items are added. (Its byte is not 3, which arroy's items
+    /// take: an arroy index migrated in place keeps its items under the same
+    /// index while spinney writes the slots.)
+    Slots = 8,
 }
 
 impl NodeMode {
@@ -43,11 +52,12 @@ impl NodeMode {
             0 => Some(NodeMode::Metadata),
             1 => Some(NodeMode::Updated),
             2 => Some(NodeMode::Item),
-            3 => Some(NodeMode::Slots),
+            3 => Some(NodeMode::LegacySlots),
             4 => Some(NodeMode::Tree),
             5 => Some(NodeMode::Directory),
             6 => Some(NodeMode::Partitions),
             7 => Some(NodeMode::Runs),
+            8 => Some(NodeMode::Slots),
             _ => None,
         }
     }
@@ -154,6 +164,7 @@ impl fmt::Display for Key {
             NodeMode::Updated => "updated mark",
             NodeMode::Item => "item",
             NodeMode::Slots => "slot chunk",
+            NodeMode::LegacySlots => "format-4 slot chunk",
             NodeMode::Directory => "directory chunk",
             NodeMode::Partitions => "partitions of tree",
             NodeMode::Runs => {
@@ -239,6 +250,7 @@ mod tests {
             Just(NodeMode::Metadata),
             Just(NodeMode::Updated),
             Just(NodeMode::Item),
+            Just(NodeMode::LegacySlots),
             Just(NodeMode::Slots),
             Just(NodeMode::Tree),
             Just(NodeMode::Directory),

@@ -87,16 +87,20 @@ pub(crate) fn decode_item<D: Distance>(key: Key, bytes: &[u8], dimensions: usize
     Ok(entry)
 }
 
-/// The entry of `item`, if any.
-pub(crate) fn item<'t, D: Distance>(
-    db: RawDatabase,
-    rtxn: &'t RoTxn,
-    index: u16,
-    item: ItemId,
-    dimensions: usize,
-) -> Result<Option<ItemEntry<'t, D>>> {
+/// The slot an item's entry names; an entry of another kind (a vector
+/// staged by format 4 or older, which [`Writer::upgrade`](crate::Writer::upgrade)
+/// moves into a slot) is [`Error::Corrupted`].
+pub(crate) fn decode_slot<D: Distance>(key: Key, bytes: &[u8]) -> Result<u32> {
+    match ItemEntry::<D>::decode(bytes).map_err(|e| Error::corrupted(key, e))? {
+        ItemEntry::Built(slot) => Ok(slot),
+        ItemEntry::Staged(_) => Err(Error::corrupted(key, "a vector staged by an older format, not in a slot")),
+    }
+}
+
+/// The slot of `item`, if it is in the index.
+pub(crate) fn item_slot<D: Distance>(db: RawDatabase, rtxn: &RoTxn, index: u16, item: ItemId) -> Result<Option<u32>> {
     let key = Key::item(index, item);
-    get(db, rtxn, key)?.map(|bytes| decode_item(key, bytes, dimensions)).transpose()
+    get(db, rtxn, key)?.map(|bytes| decode_slot::<D>(key, bytes)).transpose()
 }
 
 /// The change mark of `item`, if any: `Some(slot)` when the last build held it.
@@ -135,6 +139,18 @@ pub(crate) fn last_id(db: RawDatabase, rtxn: &RoTxn, index: u16, mode: NodeMode)
     Ok(iter.next().transpose()?.map(|(key, _)| key.id))
 }
 
+/// The last entry of kind `mode` in `index`: its id and value.
+pub(crate) fn last_entry<'t>(
+    db: RawDatabase,
+    rtxn: &'t RoTxn,
+    index: u16,
+    mode: NodeMode,
+) -> Result<Option<(u32, &'t [u8])>> {
+    let prefix = Prefix::new(index, mode);
+    let mut iter = db.remap_key_type::<PrefixCodec>().rev_prefix_iter(rtxn, &prefix)?.remap_key_type::<KeyCodec>();
+    Ok(iter.next().transpose()?.map(|(key, bytes)| (key.id, bytes)))
+}
+
 /// Whether `key` would be the last key of the database: LMDB then appends
 /// it without a search and fills its pages.
 ///
@@ -156,17 +172,17 @@ pub(crate) fn delete_mode(db: RawDatabase, wtxn: &mut RwTxn, index: u16, mode: N
     Ok(db.delete_range(wtxn, &range)?)
 }
 
-/// Deletes the read layer of `index`: its slots, trees, partitions and
-/// directory.
+/// Deletes what a build writes for `index`: its trees, directory,
+/// partitions and runs (the slots stay).
 pub(crate) fn delete_read_layer(db: RawDatabase, wtxn: &mut RwTxn, index: u16) -> Result<()> {
-    for mode in [NodeMode::Slots, NodeMode::Tree, NodeMode::Directory, NodeMode::Partitions, NodeMode::Runs] {
+    for mode in [NodeMode::Tree, NodeMode::Directory, NodeMode::Partitions, NodeMode::Runs] {
         delete_mode(db, wtxn, index, mode)?;
     }
     Ok(())
 }
 
-/// The items of an index with their vectors, in id order: staged vectors
-/// from their entries, built ones from their slots.
+/// The items of an index with their vectors, in id order, read from their
+/// slots.
 pub struct ItemIter<'t, D: Distance> {
     inner: heed::RoPrefix<'t, KeyCodec, Bytes>,
     slots: SlotTable<'t, D>,
@@ -202,13 +218,11 @@ impl<D: Distance> Iterator for ItemIter<'_, D> {
                 entry => break entry,
             }
         };
-        Some(entry.map_err(Error::from).and_then(|(key, bytes)| {
-            let leaf = match decode_item::<D>(key, bytes, self.dimensions)? {
-                ItemEntry::Staged(leaf) => leaf,
-                ItemEntry::Built(slot) if slot < self.slots.len() => self.slots.leaf(slot),
-                ItemEntry::Built(slot) => return Err(Error::corrupted(key, format!("no slot {slot}"))),
-            };
-            Ok((key.id, D::values(&leaf, self.dimensions)))
+        Some(entry.map_err(Error::from).and_then(|(key, bytes)| match decode_slot::<D>(key, bytes)? {
+            slot if slot < self.slots.len() && self.slots.id(slot) == key.id => {
+                Ok((key.id, D::values(&self.slots.leaf(slot), self.dimensions)))
+            }
+            slot => Err(Error::corrupted(key, format!("slot {slot} does not hold the item"))),
         }))
     }
 }

@@ -7,30 +7,41 @@
 //! format 3 keeps slots), the change marks (which held whole vectors), and
 //! the metadata. The next build grows a new forest over every item.
 //!
-//! Format 3 is format 4 without the partitions and runs: an upgrade marks
-//! the header with the new version and deletes the metadata, so that the
-//! next build, a fresh one, reads every item from its entry or its slot
-//! and writes the whole read layer anew, partitions and runs included.
+//! Formats 3 and 4 kept a built item's vector in a slot chunk laid out
+//! differently (ids, then codes, then headers, then vectors, in chunks of
+//! a power of two of slots) and a changed item's vector in its entry.
+//!
+//! Every upgrade reads each item's current vector from wherever its format
+//! kept it, writes them all into format 5's slots, in id order (spooled to
+//! a temporary file first: they are read from the values they replace),
+//! and drops what a build recomputes: the trees, partitions and runs, the
+//! change marks, the codebook and the metadata. The next build grows a new
+//! forest over every item.
 
 use std::borrow::Cow;
+use std::marker::PhantomData;
 
-use heed::RwTxn;
+use heed::{RoTxn, RwTxn};
 
+use crate::codes;
 use crate::error::Error;
+use crate::item::ItemEntry;
 use crate::key::{Key, NodeMode};
+use crate::layout::{NewSlots, SlotGeometry};
 use crate::metadata::Header;
-use crate::store;
+use crate::store::{self, RawDatabase};
+use crate::vector::VectorCodec;
 use crate::writer::Writer;
 use crate::{Distance, FORMAT_VERSION, Result};
 
-/// The format versions [`Writer::upgrade`] converts by staging their items
-/// again (format 3 keeps its items where they are).
-const UPGRADABLE: std::ops::RangeInclusive<u32> = 1..=2;
-/// The format whose items and read layer format 4 reads as they are.
-const SLOTTED: u32 = 3;
+/// The format versions whose header held only the version, and whose
+/// metadata the dimensions and the distance.
+const UNLABELLED: std::ops::RangeInclusive<u32> = 1..=2;
+/// The format versions with slot chunks.
+const SLOTTED: std::ops::RangeInclusive<u32> = 3..=4;
 
 impl<D: Distance> Writer<D> {
-    /// Converts this index, written in format 1, 2 or 3 by an older
+    /// Converts this index, written in format 1, 2, 3 or 4 by an older
     /// release, to the current format, in `wtxn`; returns whether there was
     /// anything to convert (`false` for an index already in the current
     /// format, or never written).
@@ -66,26 +77,42 @@ impl<D: Distance> Writer<D> {
             self.header(wtxn)?;
             return Ok(false);
         }
-        if version == SLOTTED {
+        let (dimensions, slotted) = if SLOTTED.contains(&version) {
             let header = Header::decode(bytes).map_err(|e| Error::corrupted(header_key, e))?;
-            let dimensions = header.dimensions;
-            self.check_old(dimensions, &header.distance)?;
-            db.delete(wtxn, &Key::metadata(index))?;
-            return self.write_upgraded_header(wtxn, dimensions);
-        }
-        if !UPGRADABLE.contains(&version) || bytes.len() != 4 {
+            self.check_old(header.dimensions, &header.distance)?;
+            (header.dimensions, true)
+        } else if UNLABELLED.contains(&version) && bytes.len() == 4 {
+            let metadata_key = Key::metadata(index);
+            let metadata = store::get(db, wtxn, metadata_key)?
+                .ok_or_else(|| Error::corrupted(metadata_key, "an index of format 2 without metadata"))?;
+            let (dimensions, distance) =
+                old_metadata(metadata).map_err(|reason| Error::corrupted(metadata_key, reason))?;
+            self.check_old(dimensions, distance)?;
+            (dimensions, false)
+        } else {
             return Err(Error::FormatVersion { index, found: version, supported: FORMAT_VERSION });
-        }
-        let metadata_key = Key::metadata(index);
-        let metadata = store::get(db, wtxn, metadata_key)?
-            .ok_or_else(|| Error::corrupted(metadata_key, "an index of format 2 without metadata"))?;
-        let (dimensions, distance) = old_metadata(metadata).map_err(|reason| Error::corrupted(metadata_key, reason))?;
-        self.check_old(dimensions, distance)?;
+        };
 
+        let mut slots = NewSlots::new(SlotGeometry::of::<D>(self.dimensions), self.tmpdir.as_deref());
+        let old = OldSlots::<D>::new(self.dimensions);
+        let mut leaf = Vec::new();
+        for entry in store::iter_mode(db, wtxn, index, NodeMode::Item)? {
+            let (key, bytes) = entry?;
+            leaf.clear();
+            match store::decode_item::<D>(key, bytes, self.dimensions)? {
+                ItemEntry::Staged(_) => leaf.extend_from_slice(&bytes[1..]),
+                ItemEntry::Built(slot) if slotted => old.leaf(db, wtxn, index, key.id, slot, &mut leaf)?,
+                ItemEntry::Built(_) => return Err(Error::corrupted(key, "a slot in an index of format 2")),
+            }
+            slots.push(key.id, &leaf)?;
+        }
         // Format 2's marks held vectors and its mode 3 held tree nodes.
+        slots.write(db, wtxn, index)?;
+        store::delete_mode(db, wtxn, index, NodeMode::LegacySlots)?;
         store::delete_mode(db, wtxn, index, NodeMode::Updated)?;
         store::delete_read_layer(db, wtxn, index)?;
-        db.delete(wtxn, &metadata_key)?;
+        db.delete(wtxn, &Key::metadata(index))?;
+        db.delete(wtxn, &Key::codebook(index))?;
         self.write_upgraded_header(wtxn, dimensions)
     }
 
@@ -109,6 +136,58 @@ impl<D: Distance> Writer<D> {
         header.encode_into(&mut bytes);
         self.db.put(wtxn, &Key::header(self.index), &bytes)?;
         Ok(true)
+    }
+}
+
+/// The slot chunks of formats 3 and 4: chunk `c`, under `(index, 3, c)`,
+/// holds `n` slots as `n` ids (`u32`), their codes (for the distances with
+/// codes), `n` headers and `n` vectors; a full chunk holds the largest
+/// power of two of slots (at most `2^16`) that fits in `2^20 - 16` bytes.
+struct OldSlots<D: Distance> {
+    shift: u32,
+    dimensions: usize,
+    marker: PhantomData<D>,
+}
+
+impl<D: Distance> OldSlots<D> {
+    fn new(dimensions: usize) -> OldSlots<D> {
+        let mut old = OldSlots { shift: 0, dimensions, marker: PhantomData };
+        while old.shift < 16 && old.chunk_size(2 << old.shift) <= (1 << 20) - 16 {
+            old.shift += 1;
+        }
+        old
+    }
+
+    fn code_section(&self, count: usize) -> usize {
+        match codes::space::<D>(self.dimensions) {
+            Some(_) => codes::section_size(self.dimensions, count),
+            None => 0,
+        }
+    }
+
+    fn chunk_size(&self, count: usize) -> usize {
+        count * (4 + size_of::<D::Header>() + D::Codec::size(self.dimensions)) + self.code_section(count)
+    }
+
+    /// Appends the header and vector of `item`, in `slot`, to `leaf`.
+    fn leaf(&self, db: RawDatabase, rtxn: &RoTxn, index: u16, item: u32, slot: u32, leaf: &mut Vec<u8>) -> Result<()> {
+        let key = Key::new(index, NodeMode::LegacySlots, slot >> self.shift);
+        let at = (slot & ((1 << self.shift) - 1)) as usize;
+        let bytes = store::get(db, rtxn, key)?.ok_or_else(|| Error::corrupted(key, "the slot chunk is missing"))?;
+        let (header, vector) = (size_of::<D::Header>(), D::Codec::size(self.dimensions));
+        // The chunk's slots, from its size.
+        let count = (1..=1usize << self.shift).find(|&count| self.chunk_size(count) == bytes.len());
+        let Some(count) = count.filter(|&count| at < count) else {
+            return Err(Error::corrupted(key, format!("the chunk of {} bytes has no slot {slot}", bytes.len())));
+        };
+        if bytes[at * 4..at * 4 + 4] != item.to_le_bytes() {
+            return Err(Error::corrupted(key, format!("slot {slot} holds another item than {item}")));
+        }
+        let headers = count * 4 + self.code_section(count);
+        let vectors = headers + count * header;
+        leaf.extend_from_slice(&bytes[headers + at * header..headers + (at + 1) * header]);
+        leaf.extend_from_slice(&bytes[vectors + at * vector..vectors + (at + 1) * vector]);
+        Ok(())
     }
 }
 

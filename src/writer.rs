@@ -10,9 +10,9 @@ use roaring::RoaringBitmap;
 
 use crate::build::Builder;
 use crate::error::Error;
-use crate::item::{ItemEntry, Leaf, encode_mark, encode_staged};
+use crate::item::{encode_built, encode_leaf, encode_mark};
 use crate::key::{Key, NodeMode};
-use crate::layout::{SlotTable, read_slot};
+use crate::layout::{NewSlots, SlotGeometry, SlotTable, append_slot, read_slot};
 use crate::metadata::{Header, Metadata};
 use crate::store::{self, ItemIter, RawDatabase};
 use crate::vector::VectorCodec;
@@ -23,8 +23,10 @@ pub const MAX_DIMENSIONS: usize = 1 << 18;
 
 /// Writes the items of one index and builds its trees.
 ///
-/// Every change is written at once, in the caller's transaction; readers
-/// see additions after the next [`Builder::build`] (deletions at once).
+/// Every change is written at once, in the caller's transaction: a vector
+/// is written once, in the slot queries read it from, and a build adds
+/// only the trees over it. Readers see additions after the next
+/// [`Builder::build`] (deletions at once).
 #[derive(Debug)]
 pub struct Writer<D: Distance> {
     pub(crate) db: RawDatabase,
@@ -87,14 +89,16 @@ impl<D: Distance> Writer<D> {
         self.put_item(wtxn, item, vector)
     }
 
+    /// Writes `vector` in the next slot and points `item`'s entry to it.
     fn put_item(&self, wtxn: &mut RwTxn, item: ItemId, vector: &[f32]) -> Result<()> {
         self.ensure_header(wtxn)?;
         self.mark_updated(wtxn, item)?;
-        let mut bytes = Vec::with_capacity(1 + size_of::<D::Header>() + D::Codec::size(vector.len()));
-        encode_staged::<D>(vector, &mut bytes);
+        let mut leaf = Vec::with_capacity(size_of::<D::Header>() + D::Codec::size(vector.len()));
+        encode_leaf::<D>(vector, &mut leaf);
+        let slot = append_slot(self.db, wtxn, self.index, SlotGeometry::of::<D>(self.dimensions), item, &leaf)?;
         let key = Key::item(self.index, item);
         let flags = if store::is_past_the_end(self.db, wtxn, key)? { PutFlags::APPEND } else { PutFlags::empty() };
-        self.db.put_with_flags(wtxn, flags, &key, &bytes)?;
+        self.db.put_with_flags(wtxn, flags, &key, &encode_built(slot))?;
         Ok(())
     }
 
@@ -121,10 +125,7 @@ impl<D: Distance> Writer<D> {
         if !store::is_built(self.db, wtxn, self.index)? || store::mark(self.db, wtxn, self.index, item)?.is_some() {
             return Ok(());
         }
-        let slot = match store::item::<D>(self.db, wtxn, self.index, item, self.dimensions)? {
-            Some(ItemEntry::Built(slot)) => Some(slot),
-            _ => None,
-        };
+        let slot = store::item_slot::<D>(self.db, wtxn, self.index, item)?;
         self.db.put(wtxn, &Key::updated(self.index, item), &encode_mark(slot))?;
         Ok(())
     }
@@ -150,7 +151,7 @@ impl<D: Distance> Writer<D> {
         if self.header(wtxn)?.is_none() {
             return Ok(());
         }
-        for mode in [NodeMode::Updated, NodeMode::Item] {
+        for mode in [NodeMode::Updated, NodeMode::Item, NodeMode::Slots] {
             store::delete_mode(self.db, wtxn, self.index, mode)?;
         }
         store::delete_read_layer(self.db, wtxn, self.index)?;
@@ -172,26 +173,13 @@ impl<D: Distance> Writer<D> {
     /// The vector of `item`, if it is in the index.
     pub fn item_vector(&self, rtxn: &RoTxn, item: ItemId) -> Result<Option<Vec<f32>>> {
         self.header(rtxn)?;
-        let leaf = match store::item::<D>(self.db, rtxn, self.index, item, self.dimensions)? {
-            None => return Ok(None),
-            Some(entry) => self.entry_leaf(rtxn, item, entry)?,
-        };
-        Ok(Some(D::values(&leaf, self.dimensions)))
-    }
-
-    /// The leaf an item's entry stands for.
-    fn entry_leaf<'t>(&self, rtxn: &'t RoTxn, item: ItemId, entry: ItemEntry<'t, D>) -> Result<Leaf<'t, D>> {
-        match entry {
-            ItemEntry::Staged(leaf) => Ok(leaf),
-            ItemEntry::Built(slot) => {
-                let (id, leaf) = read_slot::<D>(self.db, rtxn, self.index, self.dimensions, slot)?;
-                if id != item {
-                    let reason = format!("the item is built in slot {slot}, which holds item {id}");
-                    return Err(Error::corrupted(Key::item(self.index, item), reason));
-                }
-                Ok(leaf)
-            }
+        let Some(slot) = store::item_slot::<D>(self.db, rtxn, self.index, item)? else { return Ok(None) };
+        let (id, leaf) = read_slot::<D>(self.db, rtxn, self.index, self.dimensions, slot)?;
+        if id != item {
+            let reason = format!("the item is in slot {slot}, which holds item {id}");
+            return Err(Error::corrupted(Key::item(self.index, item), reason));
         }
+        Ok(Some(D::values(&leaf, self.dimensions)))
     }
 
     /// Whether `item` is in the index.
@@ -217,7 +205,7 @@ impl<D: Distance> Writer<D> {
     /// Every item with its vector, in id order.
     pub fn iter<'t>(&self, rtxn: &'t RoTxn) -> Result<ItemIter<'t, D>> {
         self.header(rtxn)?;
-        let n_slots = store::metadata(self.db, rtxn, self.index)?.map(|metadata| metadata.n_slots);
+        let n_slots = store::metadata(self.db, rtxn, self.index)?.map_or(0, |metadata| metadata.n_slots);
         let slots = SlotTable::open(self.db, rtxn, self.index, self.dimensions, n_slots)?;
         ItemIter::new(self.db, rtxn, self.index, self.dimensions, slots)
     }
@@ -250,31 +238,19 @@ impl<D: Distance> Writer<D> {
         Ok(Writer { db, index, dimensions, tmpdir, marker: PhantomData })
     }
 
-    /// Rewrites every item as a staged vector of `ND`, a batch of items at a
-    /// time (a cursor cannot read while the same transaction writes).
+    /// Rewrites every item's vector for `ND`, in new slots numbered in id
+    /// order (the vectors are spooled to a temporary file first: they are
+    /// read from the slots they replace).
     pub(crate) fn restage_items<ND: Distance>(&self, wtxn: &mut RwTxn) -> Result<()> {
-        const BATCH: usize = 1024;
-        let mut batch: Vec<(ItemId, Vec<u8>)> = Vec::with_capacity(BATCH);
-        let mut from = 0;
-        loop {
-            let range = Key::item(self.index, from)..=Key::item(self.index, u32::MAX);
-            for entry in self.db.range(wtxn, &range)?.take(BATCH) {
-                let (key, bytes) = entry?;
-                let entry = store::decode_item::<D>(key, bytes, self.dimensions)?;
-                let leaf = self.entry_leaf(wtxn, key.id, entry)?;
-                let mut encoded = Vec::new();
-                encode_staged::<ND>(&D::values(&leaf, self.dimensions), &mut encoded);
-                batch.push((key.id, encoded));
-            }
-            for (item, bytes) in &batch {
-                self.db.put(wtxn, &Key::item(self.index, *item), bytes)?;
-            }
-            match batch.last() {
-                Some(&(last, _)) if batch.len() == BATCH && last < u32::MAX => from = last + 1,
-                _ => return Ok(()),
-            }
-            batch.clear();
+        let mut slots = NewSlots::new(SlotGeometry::of::<ND>(self.dimensions), self.tmpdir.as_deref());
+        let mut leaf = Vec::new();
+        for entry in self.iter(wtxn)? {
+            let (item, values) = entry?;
+            leaf.clear();
+            encode_leaf::<ND>(&values, &mut leaf);
+            slots.push(item, &leaf)?;
         }
+        slots.write(self.db, wtxn, self.index)
     }
 
     /// The header of the index, checked against this writer: `None` when

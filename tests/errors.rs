@@ -116,11 +116,11 @@ fn an_unknown_format_version() {
     let header = Key { index: 4, mode: NodeMode::Metadata, id: 1 };
     // Format 2 stored the bare version here; a future format a longer
     // header: reads, builds, writes and distance changes refuse both.
-    for (found, bytes) in [(2u32, 2u32.to_le_bytes().to_vec()), (5, [&5u32.to_le_bytes()[..], &[9; 12]].concat())] {
+    for (found, bytes) in [(2u32, 2u32.to_le_bytes().to_vec()), (6, [&6u32.to_le_bytes()[..], &[9; 12]].concat())] {
         let mut wtxn = test.env.write_txn().unwrap();
         raw(db).put(&mut wtxn, &header, &bytes).unwrap();
         let err = Reader::<Euclidean>::open(&wtxn, 4, db).unwrap_err();
-        assert!(matches!(err, Error::FormatVersion { index: 4, found: f, supported: 4 } if f == found), "{err}");
+        assert!(matches!(err, Error::FormatVersion { index: 4, found: f, supported: 5 } if f == found), "{err}");
         let writer = Writer::<Euclidean>::new(db, 4, 4);
         let err = writer.builder(&mut common::rng(1)).build(&mut wtxn).unwrap_err();
         assert!(matches!(err, Error::FormatVersion { found: f, .. } if f == found), "{err}");
@@ -260,8 +260,9 @@ fn corrupted_bytes_are_errors_with_their_key() {
     assert_corrupted(&errors, stray);
 }
 
-/// `check` recomputes every code from its vector: a damaged code is found,
-/// though queries would only rank with it.
+/// `check` recomputes every code from its vector: a vector changed behind
+/// the build's back (its codes in the runs are the old vector's) is found,
+/// though queries would only rank with the codes.
 #[test]
 fn check_finds_a_code_that_is_not_its_vectors() {
     let test = TestEnv::new(64 * MIB);
@@ -272,11 +273,14 @@ fn check_finds_a_code_that_is_not_its_vectors() {
     let mut wtxn = test.env.write_txn().unwrap();
     Reader::<Euclidean>::open(&wtxn, 0, db).unwrap().check(&wtxn).unwrap();
     let mut value = raw(db).get(&wtxn, &slots).unwrap().unwrap().to_vec();
-    // After 300 ids, the first block of codes: flip a bit of slot 5's code.
-    value[300 * 4 + 5] ^= 0b100;
+    // After the chunk's count, slot 5's record: its id, then its vector.
+    let first = 4 + 5 * (4 + 128 * 4) + 4;
+    value[first..first + 4].copy_from_slice(&1_000f32.to_le_bytes());
     raw(db).put(&mut wtxn, &slots, &value).unwrap();
     let err = Reader::<Euclidean>::open(&wtxn, 0, db).unwrap().check(&wtxn).unwrap_err();
-    assert!(matches!(&err, Error::Corrupted { key, reason } if *key == slots && reason.contains("code")), "{err}");
+    let partitions = Key { index: 0, mode: NodeMode::Partitions, id: 0 };
+    let found = matches!(&err, Error::Corrupted { key, reason } if *key == partitions && reason.contains("code"));
+    assert!(found, "{err}");
 }
 
 /// Damaged partitions and runs: a code that is not its slot's is found by

@@ -368,16 +368,24 @@ fn removal_does_not_depend_on_the_stored_vector() {
     common::build_index(&test, db, 0, &set.base, Some(6), 1);
     let raw = db.remap_data_type::<spinney::heed::types::Bytes>();
     let mut wtxn = test.env.write_txn().unwrap();
-    // Every stored vector negated: margins change sign at every split.
-    let chunk = Key { index: 0, mode: NodeMode::Slots, id: 0 };
-    let mut slots = raw.get(&wtxn, &chunk).unwrap().unwrap().to_vec();
-    let vectors = &mut slots[500 * 4..];
-    assert_eq!(vectors.len(), 500 * 16 * 4, "one chunk of ids then vectors");
-    for value in vectors.chunks_exact_mut(4) {
-        let negated = -f32::from_le_bytes(value.try_into().unwrap());
-        value.copy_from_slice(&negated.to_le_bytes());
+    // Every stored vector negated: margins change sign at every split. A
+    // chunk holds its count, then records of an id and 16 values.
+    let mut negated = 0;
+    for id in 0.. {
+        let chunk = Key { index: 0, mode: NodeMode::Slots, id };
+        let Some(bytes) = raw.get(&wtxn, &chunk).unwrap() else { break };
+        let mut slots = bytes.to_vec();
+        let count = u32::from_le_bytes(slots[..4].try_into().unwrap()) as usize;
+        for record in slots[4..].chunks_exact_mut(4 + 16 * 4).take(count) {
+            for value in record[4..].chunks_exact_mut(4) {
+                let value_negated = -f32::from_le_bytes(value.try_into().unwrap());
+                value.copy_from_slice(&value_negated.to_le_bytes());
+            }
+            negated += 1;
+        }
+        raw.put(&mut wtxn, &chunk, &slots).unwrap();
     }
-    raw.put(&mut wtxn, &chunk, &slots).unwrap();
+    assert_eq!(negated, 500);
     let writer = Writer::<Euclidean>::new(db, 0, 16);
     for id in (0..500).step_by(7) {
         writer.del_item(&mut wtxn, id).unwrap();

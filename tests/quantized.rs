@@ -145,15 +145,18 @@ fn stored_bits<D: Distance>(dimensions: usize) {
     }
     wtxn.commit().unwrap();
 
-    // The stored value: tag, header, then whole little-endian words whose
+    // The stored record of item 1, in slot 1 after the chunk's count and
+    // slot 0: its id, its header, then whole little-endian words whose
     // padding bits are clear.
     let header = if D::NAME == "hamming" { 0 } else { 8 };
     let words = dimensions.div_ceil(64);
-    let key = Key { index: 3, mode: NodeMode::Item, id: 1 };
+    let record = 4 + header + 8 * words;
+    let key = Key { index: 3, mode: NodeMode::Slots, id: 0 };
     let dump = test.dump();
     let (_, value) = dump.iter().find(|(k, _)| k[..] == key.to_bytes()).unwrap();
-    assert_eq!(value.len(), 1 + header + 8 * words, "{} at {dimensions}", D::NAME);
-    let bits = &value[1 + header..];
+    assert_eq!(value[..4], 5u32.to_le_bytes(), "{} at {dimensions}", D::NAME);
+    assert_eq!(value[4 + record..8 + record], 1u32.to_le_bytes(), "{} at {dimensions}", D::NAME);
+    let bits = &value[8 + record + header..4 + 2 * record];
     for (i, &v) in pattern(dimensions, 1).iter().enumerate() {
         assert_eq!(bits[i / 8] >> (i % 8) & 1 == 1, v > 0.0, "bit {i} of {dimensions}");
     }
@@ -182,23 +185,33 @@ fn check_finds_padding_bits_set() {
     writer.builder(&mut common::rng(1)).build(&mut wtxn).unwrap();
     let raw = db.remap_types::<spinney::heed::types::Bytes, spinney::heed::types::Bytes>();
     let slots = Key { index: 0, mode: NodeMode::Slots, id: 0 }.to_bytes();
-    // The item's id, then its bits: 0, 2 and 4 are the values; bit 5 is padding.
-    assert_eq!(raw.get(&wtxn, &slots).unwrap().unwrap(), [0, 0, 0, 0, 0b10101, 0, 0, 0, 0, 0, 0, 0]);
+    // The chunk's count, then the item's id and its bits: 0, 2 and 4 are
+    // the values; bit 5 is padding.
+    let chunk = raw.get(&wtxn, &slots).unwrap().unwrap().to_vec();
+    assert_eq!(chunk[..16], [1, 0, 0, 0, 0, 0, 0, 0, 0b10101, 0, 0, 0, 0, 0, 0, 0]);
     Reader::<Hamming>::open(&wtxn, 0, db).unwrap().check(&wtxn).unwrap();
-    raw.put(&mut wtxn, &slots, &[0, 0, 0, 0, 0b110101, 0, 0, 0, 0, 0, 0, 0]).unwrap();
+    let with_bit = |wtxn: &spinney::heed::RwTxn, byte: usize, bits: u8| {
+        let mut damaged = raw.get(wtxn, &slots).unwrap().unwrap().to_vec();
+        damaged[byte] = bits;
+        damaged
+    };
+    let damaged = with_bit(&wtxn, 8, 0b110101);
+    raw.put(&mut wtxn, &slots, &damaged).unwrap();
     let err = Reader::<Hamming>::open(&wtxn, 0, db).unwrap().check(&wtxn).unwrap_err();
     assert!(matches!(err, Error::Corrupted { ref reason, .. } if reason.contains("padding")), "{err}");
-    // The same in a vector waiting for the next build.
-    raw.put(&mut wtxn, &slots, &[0, 0, 0, 0, 0b10101, 0, 0, 0, 0, 0, 0, 0]).unwrap();
+    // The same in a vector written since the build, in the next slot.
+    raw.put(&mut wtxn, &slots, &chunk).unwrap();
     writer.add_item(&mut wtxn, 0, &[1.0, 1.0, 1.0, 0.0, 1.0]).unwrap();
     let item = Key { index: 0, mode: NodeMode::Item, id: 0 }.to_bytes();
-    assert_eq!(raw.get(&wtxn, &item).unwrap().unwrap(), [0, 0b10111, 0, 0, 0, 0, 0, 0, 0]);
+    assert_eq!(raw.get(&wtxn, &item).unwrap().unwrap(), [1, 1, 0, 0, 0]);
+    assert_eq!(raw.get(&wtxn, &slots).unwrap().unwrap()[16..24], [0, 0, 0, 0, 0b10111, 0, 0, 0]);
     Reader::<Hamming>::open(&wtxn, 0, db).unwrap().check(&wtxn).unwrap();
-    raw.put(&mut wtxn, &item, &[0, 0b110111, 0, 0, 0, 0, 0, 0, 0]).unwrap();
+    let damaged = with_bit(&wtxn, 20, 0b110111);
+    raw.put(&mut wtxn, &slots, &damaged).unwrap();
     let err = Reader::<Hamming>::open(&wtxn, 0, db).unwrap().check(&wtxn).unwrap_err();
     assert!(matches!(err, Error::Corrupted { ref reason, .. } if reason.contains("padding")), "{err}");
-    // A vector of the wrong length is refused where it is read.
-    raw.put(&mut wtxn, &item, &[0, 0b10101, 0, 0, 0, 0, 0, 0]).unwrap();
+    // A chunk of the wrong length is refused where it is read.
+    raw.put(&mut wtxn, &slots, &chunk[..chunk.len() - 1]).unwrap();
     assert!(matches!(Reader::<Hamming>::open(&wtxn, 0, db), Err(Error::Corrupted { .. })));
     assert!(matches!(writer.item_vector(&wtxn, 0), Err(Error::Corrupted { .. })));
 }

@@ -1,5 +1,5 @@
-//! Upgrading in place databases written by the last releases of formats 2
-//! and 3.
+//! Upgrading in place databases written by the last releases of formats 2,
+//! 3 and 4.
 //!
 //! `tests/fixtures/format-2/data.mdb` was written by spinney at commit
 //! d67bb64 (format 2): index 0, Euclidean, items 0..300 of 16 dimensions,
@@ -11,6 +11,11 @@
 //! 96c032d (format 3): index 0, cosine, items 0..300 of 128 dimensions
 //! (with codes), 3 trees, then, committed without a build, item 7 deleted,
 //! item 8 replaced by `vector(9008, 128)` and item 300 added.
+//!
+//! `tests/fixtures/format-4/data.mdb` was written by spinney at commit
+//! f467233 (format 4) the same way: index 0, cosine, items 0..300 of 128
+//! dimensions, 3 trees, then item 7 deleted, item 8 replaced by
+//! `vector(9008, 128)` and item 300 added, committed without a build.
 
 mod common;
 
@@ -41,7 +46,7 @@ fn upgrade_and_build<D: Distance>(test: &TestEnv, index: u16, dimensions: usize,
     let db = test.database::<D>();
     let rtxn = test.env.read_txn().unwrap();
     let err = Reader::<D>::open(&rtxn, index, db).unwrap_err();
-    assert!(matches!(err, Error::FormatVersion { found: 2 | 3, supported: 4, .. }), "{err}");
+    assert!(matches!(err, Error::FormatVersion { found: 2..=4, supported: 5, .. }), "{err}");
     drop(rtxn);
 
     let mut wtxn = test.env.write_txn().unwrap();
@@ -87,7 +92,18 @@ fn a_format_2_database_is_upgraded_in_place() {
 
 #[test]
 fn a_format_3_database_is_upgraded_in_place() {
-    let test = fixture(3);
+    a_slotted_database_is_upgraded_in_place(3);
+}
+
+#[test]
+fn a_format_4_database_is_upgraded_in_place() {
+    a_slotted_database_is_upgraded_in_place(4);
+}
+
+/// Formats 3 and 4 kept built vectors in slot chunks of their own layout,
+/// and changed ones in their entries.
+fn a_slotted_database_is_upgraded_in_place(format: u32) {
+    let test = fixture(format);
     let mut cosine: BTreeMap<u32, Vec<f32>> = (0..=300).map(|i| (i, vector(i, 128))).collect();
     cosine.remove(&7);
     cosine.insert(8, vector(9_008, 128));

@@ -2,35 +2,39 @@
 //!
 //! Each mark keeps the slot the last build held its item in, if it did, so
 //! a build takes deleted and replaced items out of the trees by their slot,
-//! whatever their vectors and however floats round on this machine.
+//! whatever their vectors and however floats round on this machine. A new
+//! vector is in a slot written since the last build.
 
 use heed::RoTxn;
 use roaring::RoaringBitmap;
 
 use crate::error::Error;
-use crate::item::{ItemEntry, Leaf};
+use crate::item::Leaf;
 use crate::key::Key;
+use crate::layout::SlotTable;
 use crate::metadata::Metadata;
 use crate::store::{self, RawDatabase};
 use crate::{Distance, ItemId, Result};
 
-/// What changed, with the leaves of the vectors to add.
+/// What changed, with the slots and leaves of the vectors to add.
 pub(crate) struct Changes<'t, D: Distance> {
     /// The slots whose items leave the trees (deleted or replaced).
     pub removed: RoaringBitmap,
-    /// Items whose new vector enters the trees, in id order.
-    pub inserted: Vec<(ItemId, Leaf<'t, D>)>,
+    /// The slots written since the last build whose vectors enter the
+    /// trees, with their items, in id order.
+    pub inserted: Vec<(u32, ItemId, Leaf<'t, D>)>,
     /// The items after the build.
     pub items: RoaringBitmap,
 }
 
 impl<'t, D: Distance> Changes<'t, D> {
-    /// Reads the marks of `index`, built as `built` says.
+    /// Reads the marks of `index`, built as `built` says, whose slots are
+    /// `slots`.
     pub fn read(
         db: RawDatabase,
         rtxn: &'t RoTxn,
         index: u16,
-        dimensions: usize,
+        slots: &SlotTable<'t, D>,
         built: &Metadata,
     ) -> Result<Changes<'t, D>> {
         let mut changes = Changes { removed: RoaringBitmap::new(), inserted: Vec::new(), items: built.items.clone() };
@@ -47,20 +51,20 @@ impl<'t, D: Distance> Changes<'t, D> {
                 }
                 None => {}
             }
-            match store::item::<D>(db, rtxn, index, item, dimensions)? {
-                Some(ItemEntry::Staged(leaf)) => {
-                    changes.inserted.push((item, leaf));
-                    changes.items.insert(item);
-                }
-                Some(ItemEntry::Built(built_slot)) if Some(built_slot) == slot => {
-                    // Changed and changed back by hand: nothing to do.
-                    changes.removed.remove(built_slot);
-                    changes.items.insert(item);
-                }
-                Some(ItemEntry::Built(_)) => {
-                    return Err(Error::corrupted(Key::item(index, item), "the item moved slots between builds"));
-                }
-                None => {}
+            let Some(current) = store::item_slot::<D>(db, rtxn, index, item)? else { continue };
+            let key = Key::item(index, item);
+            if Some(current) == slot {
+                // Changed and changed back by hand: nothing to do.
+                changes.removed.remove(current);
+                changes.items.insert(item);
+            } else if current >= built.n_slots && current < slots.len() && slots.id(current) == item {
+                changes.inserted.push((current, item, slots.leaf(current)));
+                changes.items.insert(item);
+            } else {
+                return Err(Error::corrupted(
+                    key,
+                    format!("the item's slot {current} was not written since the build"),
+                ));
             }
         }
         Ok(changes)

@@ -38,7 +38,7 @@ mod update;
 
 use std::borrow::Cow;
 
-use heed::{PutFlags, RoTxn, RwTxn};
+use heed::{RoTxn, RwTxn};
 use rand::Rng;
 use rayon::prelude::*;
 use roaring::RoaringBitmap;
@@ -51,11 +51,10 @@ use self::slots::SlotPlan;
 use self::update::{UpdateContext, update_tree};
 use crate::codes::{self, Codebook};
 use crate::error::Error;
-use crate::item::{ItemEntry, encode_built};
 use crate::key::{Key, NodeMode};
 use crate::layout::{
-    FinishedTree, Layout, MAX_BUCKET, SlotGeometry, SlotTable, Spool, Spooled, TreeFile, encode_partitions, node_error,
-    open_trees, partition_items, spool_directory,
+    FinishedTree, Layout, MAX_BUCKET, SlotCodes, SlotTable, Spool, Spooled, TreeFile, encode_partitions, node_error,
+    open_runs, open_trees, partition_items, spool_directory,
 };
 use crate::metadata::Metadata;
 use crate::progress::{MainStep, SubStep, WriterProgress};
@@ -375,31 +374,31 @@ impl<'a, D: Distance> Builder<'a, D> {
             Some(built) if built.split_after as usize == split_after && !built.roots.is_empty() => {
                 self.plan_update(rtxn, &built, split_after, seed)?
             }
-            previous => self.plan_fresh(rtxn, previous.map(|built| built.n_slots), split_after, seed)?,
+            previous => self.plan_fresh(rtxn, previous.map_or(0, |built| built.n_slots), split_after, seed)?,
         };
         self.write(wtxn, output)
     }
 
-    /// Steps 1 to 3 of a build that grows every tree over every item, the
-    /// slots numbered in the order of the first tree's buckets.
-    fn plan_fresh(&self, rtxn: &RoTxn, n_slots: Option<u32>, split_after: usize, seed: u64) -> Result<Output> {
+    /// Steps 1 to 3 of a build that grows every tree over every item in
+    /// its slot; `at_least` is the number of slots of the last build, if
+    /// any.
+    fn plan_fresh(&self, rtxn: &RoTxn, at_least: u32, split_after: usize, seed: u64) -> Result<Output> {
         let writer = self.writer;
         let (db, index, dimensions) = (writer.db, writer.index, writer.dimensions);
-        let old = SlotTable::<D>::open(db, rtxn, index, dimensions, n_slots)?;
-        let mut items = Vec::new();
+        let slots = SlotTable::<D>::open(db, rtxn, index, dimensions, at_least)?;
+        let mut ids = RoaringBitmap::new();
+        let mut live = RoaringBitmap::new();
+        let mut directory = Vec::new();
         for entry in store::iter_mode(db, rtxn, index, NodeMode::Item)? {
             let (key, bytes) = entry?;
-            let leaf = match store::decode_item::<D>(key, bytes, dimensions)? {
-                ItemEntry::Staged(leaf) => leaf,
-                ItemEntry::Built(slot) if slot < old.len() && old.id(slot) == key.id => old.leaf(slot),
-                ItemEntry::Built(slot) => return Err(Error::corrupted(key, format!("slot {slot} holds another item"))),
-            };
-            items.push((key.id, leaf));
+            let slot = store::decode_slot::<D>(key, bytes)?;
+            if slot >= slots.len() || slots.id(slot) != key.id || !live.insert(slot) {
+                return Err(Error::corrupted(key, format!("slot {slot} holds another item")));
+            }
+            ids.push(key.id);
+            directory.push(slot);
         }
-        let ids = RoaringBitmap::from_sorted_iter(items.iter().map(|&(id, _)| id))
-            .map_err(|_| Error::corrupted(Key::item(index, 0), "item keys out of order"))?;
-        let mut plan = SlotPlan::<D>::fresh(index, items)?;
-        let frozen = FrozenItems { slots: (0..plan.n_slots).collect(), leaves: plan.leaves() };
+        let frozen = FrozenItems::of_slots(live.iter(), |slot| Ok(slots.leaf(slot)))?;
         let n_trees = self.n_trees.unwrap_or_else(|| default_n_trees::<D>(frozen.len() as u64, dimensions));
         info!(index, items = frozen.len(), n_trees, "building every tree");
         let context = D::context(frozen.leaves.iter().copied());
@@ -407,39 +406,34 @@ impl<'a, D: Distance> Builder<'a, D> {
             .map(|_| Codebook::of(dimensions, frozen.leaves.iter(), tree_rng(seed, CODEBOOK_STREAM).next_u64()));
         let params = GrowParams { context, split_after, cancel: &*self.cancel };
         self.step(MainStep::UpdatingTrees, Some(SubStep { unit: "trees", done: 0, total: 0 }))?;
-        let mut trees = self.grow_trees(&params, &frozen, seed, 0, n_trees)?;
-        // Slots in the order of the first tree's buckets, so that the
-        // candidates of a query, which its neighbours' buckets hold, share
-        // blocks of codes and pages of vectors.
-        let normal = D::NormalCodec::size(dimensions);
-        let order = trees.first_mut().map(|tree| tree.bucket_order(index, 0, normal)).transpose()?;
-        let renamed = order.map(|order| renaming(&order, plan.n_slots)).transpose()?;
-        if let Some(renamed) = &renamed {
-            plan.rename(renamed);
-        }
-        let slots = self.spool_slots(&plan, codebook.as_ref())?;
+        let trees = self.grow_trees(&params, &frozen, seed, 0, n_trees)?;
+        let codes = codebook.as_ref().map(|codebook| {
+            let mut codes = SlotCodes::new(dimensions, slots.len());
+            codes.encode(codebook, &slots, &live);
+            codes
+        });
+        let mut free = RoaringBitmap::new();
+        free.insert_range(0..slots.len());
+        free -= &live;
         let metadata = Metadata {
             split_after: split_after as u32,
             roots: trees.iter().map(|tree| tree.root).collect(),
-            n_slots: plan.n_slots,
+            n_slots: slots.len(),
             context: Cow::Owned(bytemuck::bytes_of(&context).to_vec()),
             items: ids,
-            free: RoaringBitmap::new(),
+            free,
         };
-        let directory = match &renamed {
-            Some(renamed) => self.spool_directory(renamed.iter().copied())?,
-            None => self.spool_directory(0..plan.n_slots)?,
-        };
-        let entries = plan.directory();
-        Ok(Output { fresh: true, trees: Some(trees), slots, entries, directory, metadata, codebook, renamed })
+        let directory = self.spool_directory(directory)?;
+        Ok(Output { fresh: true, trees: Some(trees), directory: Some(directory), metadata, codebook, codes })
     }
 
     /// Steps 1 to 3 of a build over a built index: the kept trees updated,
-    /// the missing ones grown, new vectors put in free or new slots.
+    /// the missing ones grown, the slots written since taken in.
     fn plan_update(&self, rtxn: &RoTxn, built: &Metadata, split_after: usize, seed: u64) -> Result<Output> {
         let writer = self.writer;
         let (db, index, dimensions) = (writer.db, writer.index, writer.dimensions);
-        let changes = Changes::<D>::read(db, rtxn, index, dimensions, built)?;
+        let layout = Layout::<D>::open(db, rtxn, index, dimensions, built)?;
+        let changes = Changes::<D>::read(db, rtxn, index, &layout.slots, built)?;
         let n_trees = self.n_trees.unwrap_or_else(|| default_n_trees::<D>(changes.items.len(), dimensions));
         let kept = built.roots.len().min(n_trees);
         let n_grown = n_trees - kept;
@@ -448,21 +442,11 @@ impl<'a, D: Distance> Builder<'a, D> {
             .map_err(|_| Error::corrupted(Key::metadata(index), "the build context does not decode"))?;
         let mut metadata = built.to_static();
         if changes.is_empty() && n_grown == 0 && kept == built.roots.len() {
-            return Ok(Output {
-                fresh: false,
-                trees: None,
-                slots: None,
-                entries: Vec::new(),
-                directory: None,
-                metadata,
-                codebook: None,
-                renamed: None,
-            });
+            return Ok(Output { fresh: false, trees: None, directory: None, metadata, codebook: None, codes: None });
         }
 
-        let layout = Layout::<D>::open(db, rtxn, index, dimensions, built)?;
         let codebook = store::built_codebook::<D>(db, rtxn, index, dimensions)?;
-        let plan = SlotPlan::update(index, &layout.slots, built, &changes)?;
+        let plan = SlotPlan::update(index, &layout.slots, built, &changes);
         let params = GrowParams { context, split_after, cancel: &*self.cancel };
         let cx = UpdateContext {
             params: &params,
@@ -489,48 +473,54 @@ impl<'a, D: Distance> Builder<'a, D> {
             let frozen = FrozenItems::of_slots(plan.live(), |slot| plan.leaf(slot))?;
             trees.extend(self.grow_trees(&params, &frozen, seed, kept, n_grown)?);
         }
-        let slots = self.spool_slots(&plan, codebook.as_ref())?;
+        let codes = match &codebook {
+            Some(codebook) => Some(self.slot_codes(rtxn, codebook, built, &layout.slots, &plan, &changes.removed)?),
+            None => None,
+        };
         metadata.roots = trees.iter().map(|tree| tree.root).collect();
         metadata.n_slots = plan.n_slots;
         metadata.free = plan.free.clone();
         metadata.items = changes.items;
         let entries = plan.directory();
         let directory = self.spool_directory(merged_directory(built, &layout, &metadata.items, &entries))?;
-        Ok(Output {
-            fresh: false,
-            trees: Some(trees),
-            slots,
-            entries,
-            directory,
-            metadata,
-            codebook: None,
-            renamed: None,
-        })
+        Ok(Output { fresh: false, trees: Some(trees), directory: Some(directory), metadata, codebook: None, codes })
     }
 
-    /// Packs the slot chunks `plan` changes, with their codes, into a
-    /// temporary file.
-    fn spool_slots(&self, plan: &SlotPlan<'_, '_, D>, codebook: Option<&Codebook>) -> Result<Option<SpooledChunks>> {
-        if plan.assigned.is_empty() {
-            return Ok(None);
+    /// The codes of the slots after an update of `built`: copied from the
+    /// first tree's run for the slots kept, encoded for those `plan` takes
+    /// in.
+    fn slot_codes(
+        &self,
+        rtxn: &RoTxn,
+        codebook: &Codebook,
+        built: &Metadata,
+        slots: &SlotTable<'_, D>,
+        plan: &SlotPlan<'_, '_, D>,
+        removed: &RoaringBitmap,
+    ) -> Result<SlotCodes> {
+        let (db, index, dimensions) = (self.writer.db, self.writer.index, self.writer.dimensions);
+        let mut codes = SlotCodes::new(dimensions, plan.n_slots);
+        let mut encoded: RoaringBitmap = plan.assigned.iter().map(|&(slot, ..)| slot).collect();
+        match open_runs(db, rtxn, index, dimensions, built.roots.len())?.as_deref() {
+            Some([run, ..]) => codes.copy_run(run, |slot| !removed.contains(slot)),
+            // An index emptied by `clear`, or one without trees: every code anew.
+            _ => encoded.extend(plan.live()),
         }
-        let mut spool = Spool::new(self.writer.tmpdir.as_deref());
-        let geometry = SlotGeometry::of::<D>(self.writer.dimensions);
-        let chunks = plan.spool_chunks(geometry, codebook, &mut spool)?;
-        Ok(Some(SpooledChunks { chunks, values: spool.finish()? }))
+        codes.encode(codebook, slots, &encoded);
+        Ok(codes)
     }
 
     /// Spools a directory whose slots, in id order, are `slots`.
-    fn spool_directory(&self, slots: impl IntoIterator<Item = u32>) -> Result<Option<Spooled>> {
+    fn spool_directory(&self, slots: impl IntoIterator<Item = u32>) -> Result<Spooled> {
         let mut spool = Spool::new(self.writer.tmpdir.as_deref());
         spool_directory(slots, &mut spool)?;
-        spool.finish().map(Some)
+        spool.finish()
     }
 
     /// Steps 4 and 5: everything that writes.
     fn write(&self, wtxn: &mut RwTxn, output: Output) -> Result<()> {
         let (db, index) = (self.writer.db, self.writer.index);
-        let Output { fresh, trees, slots, entries, directory, metadata, codebook, renamed } = output;
+        let Output { fresh, trees, directory, metadata, codebook, codes } = output;
         self.step(MainStep::RemovingOldTrees, None)?;
         db.delete(wtxn, &Key::metadata(index))?;
         store::delete_mode(db, wtxn, index, NodeMode::Updated)?;
@@ -543,49 +533,26 @@ impl<'a, D: Distance> Builder<'a, D> {
                 db.put(wtxn, &Key::codebook(index), &bytes)?;
             }
         } else if trees.is_some() {
-            for mode in [NodeMode::Tree, NodeMode::Partitions, NodeMode::Runs] {
+            for mode in [NodeMode::Tree, NodeMode::Partitions, NodeMode::Runs, NodeMode::Directory] {
                 store::delete_mode(db, wtxn, index, mode)?;
             }
         }
 
-        let total = entries.len() as u64;
-        self.step(MainStep::WritingNodes, Some(SubStep { unit: "items", done: 0, total }))?;
-        // The slots before the items that name them, and no poll between
-        // deleting the staged entries and writing their slots: a build
-        // cancelled and committed anyway loses no item.
-        if let Some(directory) = directory {
-            if !fresh {
-                store::delete_mode(db, wtxn, index, NodeMode::Directory)?;
-            }
-            directory.write(db, wtxn, |chunk| Key::directory(index, chunk as u32))?;
-        }
-        if let Some(SpooledChunks { chunks, values }) = slots {
-            values.write(db, wtxn, |i| Key::slots(index, chunks[i]))?;
-        }
-        // A fresh build deletes the staged entries and appends the new ones,
-        // which fills their pages (overwriting a vector with a slot in
-        // place would leave the pages as the vectors filled them).
-        if fresh {
-            store::delete_mode(db, wtxn, index, NodeMode::Item)?;
-        }
-        let append = match entries.first() {
-            Some(&(item, _)) => store::is_past_the_end(db, wtxn, Key::item(index, item))?,
-            None => false,
-        };
-        let flags = if append { PutFlags::APPEND } else { PutFlags::empty() };
-        for &(item, slot) in &entries {
-            db.put_with_flags(wtxn, flags, &Key::item(index, item), &encode_built(slot))?;
-        }
-        let wrote_trees = trees.as_ref().is_some_and(|trees| !trees.is_empty());
+        // The vectors and the items' entries stay as they are: a build
+        // cancelled here and committed anyway leaves an unbuilt index with
+        // every item, which the next build rebuilds.
         let trees = trees.unwrap_or_default();
         let total = trees.len() as u64;
+        self.step(MainStep::WritingNodes, Some(SubStep { unit: "trees", done: 0, total }))?;
+        if let Some(directory) = directory {
+            directory.write(db, wtxn, |chunk| Key::directory(index, chunk as u32))?;
+        }
         for (tree, finished) in trees.into_iter().enumerate() {
             self.step(MainStep::WritingNodes, Some(SubStep { unit: "trees", done: tree as u64, total }))?;
-            let normal = D::NormalCodec::size(self.writer.dimensions);
-            finished.write(db, wtxn, index, tree as u32, normal, renamed.as_deref())?;
+            finished.write(db, wtxn, index, tree as u32)?;
         }
-        if wrote_trees {
-            self.write_runs(wtxn, &metadata)?;
+        if let Some(codes) = codes.filter(|_| total > 0) {
+            self.write_runs(wtxn, &metadata, &codes)?;
         }
 
         self.step(MainStep::WritingMetadata, None)?;
@@ -596,9 +563,9 @@ impl<'a, D: Distance> Builder<'a, D> {
     }
 
     /// Writes the partitions and the run of every tree as written in
-    /// `wtxn`, whose metadata will be `metadata`, for the distances with
-    /// codes: one tree at a time, so that one run is in memory.
-    fn write_runs(&self, wtxn: &mut RwTxn, metadata: &Metadata) -> Result<()> {
+    /// `wtxn`, whose metadata will be `metadata`, with the slots' `codes`:
+    /// one tree at a time, so that one run is in memory.
+    fn write_runs(&self, wtxn: &mut RwTxn, metadata: &Metadata, codes: &SlotCodes) -> Result<()> {
         let (db, index, dimensions) = (self.writer.db, self.writer.index, self.writer.dimensions);
         let normal = D::NormalCodec::size(dimensions);
         let max_items = partition_items(metadata.items.len());
@@ -611,8 +578,8 @@ impl<'a, D: Distance> Builder<'a, D> {
             let (partitions, run) = {
                 let rtxn: &RoTxn = wtxn;
                 let trees = open_trees(db, rtxn, index, &metadata.roots)?;
-                let slots = SlotTable::<D>::open(db, rtxn, index, dimensions, Some(metadata.n_slots))?;
-                encode_partitions(&trees[tree], normal, &slots, &codebook, max_items)
+                let slots = SlotTable::<D>::open(db, rtxn, index, dimensions, metadata.n_slots)?;
+                encode_partitions(&trees[tree], normal, &slots, codes, &codebook, max_items)
                     .map_err(|e| node_error(index, tree, e))?
             };
             db.put(wtxn, &Key::partitions(index, tree as u32), &partitions)?;
@@ -678,22 +645,6 @@ fn merged_directory<'a, D: Distance>(
     })
 }
 
-/// The renaming that numbers `n` slots in the order of `order`: the new
-/// slot of each slot.
-fn renaming(order: &[u32], n: u32) -> Result<Vec<u32>> {
-    let mut renamed = vec![u32::MAX; n as usize];
-    for (new, &old) in (0..).zip(order) {
-        match renamed.get_mut(old as usize) {
-            Some(slot) if *slot == u32::MAX => *slot = new,
-            _ => return Err(Error::corrupted(Key::tree(0, 0, 0), format!("slot {old} twice in a new tree"))),
-        }
-    }
-    match renamed.iter().position(|&slot| slot == u32::MAX) {
-        Some(missing) => Err(Error::corrupted(Key::tree(0, 0, 0), format!("slot {missing} missing from a new tree"))),
-        None => Ok(renamed),
-    }
-}
-
 /// Runs `f`, turning a panic (in a rayon worker, or in a callback) into
 /// [`Error::BuildPanicked`].
 fn catch_panics<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
@@ -709,29 +660,16 @@ fn catch_panics<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
 
 /// What a build will write, decided while only reading.
 struct Output {
-    /// Every item gets a new slot: the write layer's items and the whole
-    /// read layer are replaced.
+    /// The whole read layer is replaced, codebook included.
     fresh: bool,
     /// Every tree, in order; `None` when the trees stay as they are.
     trees: Option<Vec<FinishedTree>>,
-    /// The slot chunks to write.
-    slots: Option<SpooledChunks>,
-    /// The slot of every item the build puts in one, in id order, for
-    /// their entries.
-    entries: Vec<(ItemId, u32)>,
     /// The directory of every item's slot; `None` when it stays as it is.
     directory: Option<Spooled>,
     /// The metadata after the build.
     metadata: Metadata<'static>,
     /// The codebook a fresh build drew.
     codebook: Option<Codebook>,
-    /// The final slot of each slot the trees were grown with, when they
-    /// differ.
-    renamed: Option<Vec<u32>>,
-}
-
-/// Slot chunks in a temporary file, and their numbers.
-struct SpooledChunks {
-    chunks: Vec<u32>,
-    values: Spooled,
+    /// The code of every slot the trees hold, for the distances with codes.
+    codes: Option<SlotCodes>,
 }

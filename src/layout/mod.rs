@@ -18,11 +18,14 @@ use heed::RoTxn;
 
 pub(crate) use self::directory::Directory;
 pub(crate) use self::directory::spool as spool_directory;
-pub use self::partitions::partition_items;
-pub(crate) use self::partitions::{PADDING, TreeRun, centroid, encode as encode_partitions, open as open_runs};
 #[cfg(feature = "fuzzing")]
-pub(crate) use self::partitions::{Partitions, RunChunk};
-pub(crate) use self::slots::{SlotGeometry, SlotTable, pack_chunk, read_slot};
+pub(crate) use self::partitions::Partitions;
+pub(crate) use self::partitions::RunChunk;
+pub use self::partitions::partition_items;
+pub(crate) use self::partitions::{
+    PADDING, SlotCodes, TreeRun, centroid, encode as encode_partitions, open as open_runs,
+};
+pub(crate) use self::slots::{NewSlots, SlotGeometry, SlotTable, append_slot, read_slot};
 pub(crate) use self::spool::{Spool, Spooled};
 pub use self::tree::MAX_BUCKET;
 #[cfg(feature = "fuzzing")]
@@ -59,7 +62,7 @@ impl<'t, D: Distance> Layout<'t, D> {
         built: &Metadata,
     ) -> Result<Layout<'t, D>> {
         let roots = &built.roots;
-        let slots = SlotTable::open(db, rtxn, index, dimensions, Some(built.n_slots))?;
+        let slots = SlotTable::open(db, rtxn, index, dimensions, built.n_slots)?;
         let directory = Directory::open(db, rtxn, index, built.items.len())?;
         let trees = open_trees(db, rtxn, index, roots)?;
         let visit_limit = trees.iter().map(TreeView::units).sum();

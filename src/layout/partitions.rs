@@ -31,12 +31,16 @@
 //! | k | the codes of the `l` lanes (see `codes`) |
 //!
 //! Every integer is little-endian. A build that changes the trees writes
-//! them anew from the trees and the slots' codes.
+//! them anew from the trees and the codes of the slots (`SlotCodes`): those
+//! of new vectors encoded, the others copied from the first tree's old run.
+//! The runs are the only place codes are kept; a query that scores every
+//! item scans the first tree's run, which holds each once.
 
 use std::collections::HashMap;
 
 use heed::RoTxn;
 use rayon::prelude::*;
+use roaring::RoaringBitmap;
 
 use super::slots::SlotTable;
 use super::tree::{NodeError, NodeView, TreeView};
@@ -198,13 +202,68 @@ pub(crate) fn open<'t>(
     Ok(Some(runs))
 }
 
+/// Slots per section of [`SlotCodes`].
+const SECTION: usize = 1024;
+
+/// The code of every slot a build's runs hold, in slot order: sections of
+/// [`SECTION`] slots, each laid out as a run chunk's codes are.
+pub(crate) struct SlotCodes {
+    sections: Vec<Vec<u8>>,
+    dimensions: usize,
+}
+
+impl SlotCodes {
+    /// Room for the codes of `n_slots` slots of `dimensions`, zeroed.
+    pub fn new(dimensions: usize, n_slots: u32) -> SlotCodes {
+        let sections = (n_slots as usize).div_ceil(SECTION);
+        SlotCodes { sections: vec![vec![0; codes::section_size(dimensions, SECTION)]; sections], dimensions }
+    }
+
+    /// Copies the codes `run` holds of the slots `keeps` keeps.
+    pub fn copy_run(&mut self, run: &TreeRun<'_>, keeps: impl Fn(u32) -> bool) {
+        for chunk in &run.chunks {
+            for lane in 0..chunk.lanes() {
+                let slot = chunk.slot(lane);
+                let Some(section) = self.sections.get_mut(slot as usize / SECTION).filter(|_| keeps(slot)) else {
+                    continue;
+                };
+                chunk.codes().copy_to(lane, section, SECTION, slot as usize % SECTION);
+            }
+        }
+    }
+
+    /// Encodes the vectors of `encoded` (slots of `slots`), in parallel.
+    pub fn encode<D: Distance>(&mut self, codebook: &Codebook, slots: &SlotTable<'_, D>, encoded: &RoaringBitmap) {
+        self.sections.par_iter_mut().enumerate().for_each_init(
+            || CodeWriter::new(codebook),
+            |writer, (i, section)| {
+                let first = (i * SECTION) as u32;
+                for slot in encoded.range(first..first + SECTION as u32) {
+                    writer.write(&slots.leaf(slot), section, SECTION, slot as usize - first as usize);
+                }
+            },
+        );
+    }
+
+    /// Copies the code of `slot` to position `to` of `section`, the code
+    /// section of `count` lanes.
+    fn copy_to(&self, slot: u32, section: &mut [u8], count: usize, to: usize) {
+        let Some(from) = self.sections.get(slot as usize / SECTION) else { return };
+        if let Some(codes) = Codes::new(from, self.dimensions, SECTION) {
+            codes.copy_to(slot as usize % SECTION, section, count, to);
+        }
+    }
+}
+
 /// The encoded partitions of `tree` and its run chunks, whose items are in
-/// `slots`: the largest subtrees holding at most `max_items` items (or one
-/// bucket), in the tree's order, each with the code of its centroid.
+/// `slots` with their codes in `codes`: the largest subtrees holding at
+/// most `max_items` items (or one bucket), in the tree's order, each with
+/// the code of its centroid.
 pub(crate) fn encode<D: Distance>(
     tree: &TreeView<'_>,
     normal: usize,
     slots: &SlotTable<'_, D>,
+    slot_codes: &SlotCodes,
     codebook: &Codebook,
     max_items: u64,
 ) -> std::result::Result<(Vec<u8>, Vec<Vec<u8>>), NodeError> {
@@ -228,7 +287,6 @@ pub(crate) fn encode<D: Distance>(
         chunks.last_mut().expect("one chunk at least").push(members);
         lanes_in_chunk += lanes;
     }
-    let geometry = slots.geometry();
     let run = chunks
         .iter()
         .map(|partitions| {
@@ -240,10 +298,7 @@ pub(crate) fn encode<D: Distance>(
             }
             let mut section = vec![0u8; codes::section_size(dimensions, lanes)];
             for (lane, &slot) in lane_slots.iter().enumerate().filter(|&(_, &slot)| slot != PADDING) {
-                let (chunk, at) = geometry.locate(slot);
-                if let Some(codes) = slots.codes(chunk) {
-                    codes.copy_to(at, &mut section, lanes, lane);
-                }
+                slot_codes.copy_to(slot, &mut section, lanes, lane);
             }
             let mut bytes = Vec::with_capacity(4 + 4 * lanes + section.len());
             bytes.extend_from_slice(&(lanes as u32).to_le_bytes());

@@ -1,121 +1,97 @@
-//! Slots: every built item's id, header and vector, packed in slot order.
+//! Slots: every item's id, header and vector, written once, where queries
+//! read them.
 //!
-//! A build gives each item a dense slot number. Slots are grouped in chunks
-//! of `2^shift` (the last one may hold fewer), chunk `c` being the value
-//! under `(index, Slots, c)`:
+//! [`Writer::add_item`](crate::Writer::add_item) gives each new vector the
+//! next slot and writes it there, in the caller's transaction; a build only
+//! reads slots. Slots are grouped in chunks of `per_chunk`, chunk `c` being
+//! the value under `(index, Slots, c)`:
 //!
 //! | bytes | field |
 //! | --- | --- |
-//! | 4 × n | the item id of each slot, `u32` little-endian |
-//! | k | the codes of the slots (see `codes`), for the `f32` distances |
-//! | h × n | the distance's header of each slot (plain old data) |
-//! | v × n | the vector of each slot, in the distance's codec |
+//! | 4 | the number of slots written in the chunk, `n` (`u32` little-endian) |
+//! | r × per_chunk | one record per slot: the item id (`u32` little-endian), the distance's header (plain old data), the vector in the distance's codec |
 //!
-//! `n` is the number of slots in the chunk, `h` and `v` the sizes of a
-//! header and of a vector, `k` that of `n` codes: blocks of 32, then two
-//! `f32`s per slot. `shift` is the largest that keeps a full chunk
-//! within 1 MiB (at least 0, at most 16): it depends only on the distance
-//! and the dimensions. A free slot (its item deleted) keeps stale bytes
-//! until a build reuses it; the metadata lists the free slots.
+//! Every chunk has the same size, its records past `n` zeroed: only the
+//! last chunk has `n < per_chunk`. `per_chunk` depends only on the
+//! distance and the dimensions: the most records that fit a value of 4 to
+//! 8 pages (4k to 8k for records of k pages), with the page count that
+//! wastes the least of them (a value and its 16-byte page header fill
+//! whole overflow pages). Adding a slot rewrites the last chunk, so chunks
+//! are small (16 to 32 KiB up to 1,000 `f32` dimensions); that they
+//! never change size lets LMDB rewrite a chunk changed earlier in the same
+//! transaction in place, where a growing value would take new pages at
+//! every size and leave the old ones unused until the commit. A slot whose
+//! item was deleted or replaced keeps its bytes; the metadata lists the
+//! free slots of the last build.
 
 use std::marker::PhantomData;
+use std::path::Path;
 
-use heed::RoTxn;
+use heed::{PutFlags, RoTxn, RwTxn};
 
-use crate::codes::{self, CodeWriter, Codes};
+use super::spool::Spool;
 use crate::error::Error;
-use crate::item::Leaf;
+use crate::item::{Leaf, encode_built};
 use crate::key::{Key, NodeMode};
 use crate::store::{self, RawDatabase};
 use crate::vector::VectorCodec;
 use crate::{Distance, ItemId, Result};
 
-/// The largest full chunk, in bytes.
-const CHUNK_BYTES: usize = (1 << 20) - 16;
-/// The most slots a chunk holds.
-const MAX_SHIFT: u32 = 16;
+/// The size of an LMDB page, which this layout assumes.
+const PAGE: usize = 4096;
+/// The page header of a value stored in overflow pages.
+const OVERFLOW_HEADER: usize = 16;
+/// The page counts a chunk may fill, for records of at most a page (times
+/// the pages of a record for larger ones).
+const CHUNK_PAGES: std::ops::RangeInclusive<usize> = 4..=8;
+/// The bytes before a chunk's records: their count.
+const COUNT: usize = 4;
 
 /// How the slots of an index are packed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct SlotGeometry {
-    pub shift: u32,
+    /// The slots of a full chunk.
+    pub per_chunk: u32,
     pub dimensions: usize,
-    /// Whether slots have codes.
-    pub codes: bool,
     pub header: usize,
     pub vector: usize,
 }
 
 impl SlotGeometry {
     pub fn of<D: Distance>(dimensions: usize) -> SlotGeometry {
-        let codes = codes::space::<D>(dimensions).is_some();
         let (header, vector) = (size_of::<D::Header>(), D::Codec::size(dimensions));
-        let mut geometry = SlotGeometry { shift: 0, dimensions, codes, header, vector };
-        while geometry.shift < MAX_SHIFT && geometry.chunk_size(2 << geometry.shift) <= CHUNK_BYTES {
-            geometry.shift += 1;
-        }
-        geometry
+        let record = 4 + header + vector;
+        let room = |pages: usize| pages * PAGE - OVERFLOW_HEADER - COUNT;
+        let waste = |pages: usize| (pages * PAGE - room(pages) / record * record) * 4096 / (pages * PAGE);
+        let scale = record.div_ceil(PAGE);
+        let candidates = CHUNK_PAGES.start() * scale..=CHUNK_PAGES.end() * scale;
+        let pages = candidates.min_by_key(|&pages| waste(pages)).unwrap_or(*CHUNK_PAGES.start());
+        let per_chunk = (room(pages) / record).clamp(1, u32::MAX as usize) as u32;
+        SlotGeometry { per_chunk, dimensions, header, vector }
     }
 
-    /// The bytes of the codes of `count` slots.
-    pub fn code_section(self, count: usize) -> usize {
-        if self.codes { codes::section_size(self.dimensions, count) } else { 0 }
+    /// The bytes of one slot.
+    pub fn record(self) -> usize {
+        4 + self.header + self.vector
     }
 
-    /// The bytes of a chunk of `count` slots.
-    pub fn chunk_size(self, count: usize) -> usize {
-        count * (4 + self.header + self.vector) + self.code_section(count)
-    }
-
-    /// The number of slots of a chunk of `len` bytes, if it is whole slots.
-    fn count(self, len: usize) -> Option<usize> {
-        let (mut low, mut high) = (0, len / (4 + self.header + self.vector).max(1) + 1);
-        while low < high {
-            let middle = (low + high) / 2;
-            if self.chunk_size(middle) < len { low = middle + 1 } else { high = middle }
-        }
-        (self.chunk_size(low) == len).then_some(low)
+    /// The bytes of a chunk.
+    pub fn chunk_size(self) -> usize {
+        COUNT + self.per_chunk as usize * self.record()
     }
 
     /// The chunk of `slot` and its position there.
+    #[inline]
     pub fn locate(self, slot: u32) -> (u32, usize) {
-        (slot >> self.shift, (slot & ((1 << self.shift) - 1)) as usize)
+        (slot / self.per_chunk, (slot % self.per_chunk) as usize)
     }
 
-    /// The number of slots in chunk `chunk` of `n_slots`.
-    pub fn slots_in(self, chunk: u32, n_slots: u32) -> usize {
-        let first = u64::from(chunk) << self.shift;
-        (u64::from(n_slots).saturating_sub(first)).min(1 << self.shift) as usize
-    }
-}
-
-/// One chunk, cut into its sections.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct SlotChunk<'t> {
-    ids: &'t [u8],
-    codes: Option<Codes<'t>>,
-    headers: &'t [u8],
-    vectors: &'t [u8],
-}
-
-impl<'t> SlotChunk<'t> {
-    /// Cuts the value of a chunk of `count` slots, if it has the right size.
-    fn new(geometry: SlotGeometry, bytes: &'t [u8], count: usize) -> Option<SlotChunk<'t>> {
-        if bytes.len() != geometry.chunk_size(count) {
-            return None;
-        }
-        let (ids, rest) = bytes.split_at(count * 4);
-        let (codes, rest) = rest.split_at(geometry.code_section(count));
-        let codes = match geometry.codes {
-            true => Some(Codes::new(codes, geometry.dimensions, count)?),
-            false => None,
-        };
-        let (headers, vectors) = rest.split_at(count * geometry.header);
-        Some(SlotChunk { ids, codes, headers, vectors })
-    }
-
-    fn count(&self) -> usize {
-        self.ids.len() / 4
+    /// The records of a chunk and their number, if it has a chunk's size
+    /// and holds one slot at least.
+    fn records(self, bytes: &[u8]) -> Option<(&[u8], usize)> {
+        let (count, records) = bytes.split_at_checked(COUNT).filter(|_| bytes.len() == self.chunk_size())?;
+        let count = u32::from_le_bytes(count.try_into().ok()?) as usize;
+        (1..=self.per_chunk as usize).contains(&count).then(|| (&records[..count * self.record()], count))
     }
 }
 
@@ -125,20 +101,20 @@ impl<'t> SlotChunk<'t> {
 pub(crate) struct SlotTable<'t, D: Distance> {
     geometry: SlotGeometry,
     n_slots: u32,
-    chunks: Vec<SlotChunk<'t>>,
+    chunks: Vec<&'t [u8]>,
     marker: PhantomData<D>,
 }
 
 impl<'t, D: Distance> SlotTable<'t, D> {
-    /// Reads the chunks of `n_slots` slots of `index` in one prefix scan,
-    /// checking each is there with the right size. With `n_slots` unknown
-    /// (an index whose build failed), takes the chunks there are.
+    /// Reads every chunk of `index` in one prefix scan, checking that each
+    /// is whole slots, that only the last is not full, and that there are
+    /// at least `at_least` slots (those of the last build).
     pub fn open(
         db: RawDatabase,
         rtxn: &'t RoTxn,
         index: u16,
         dimensions: usize,
-        n_slots: Option<u32>,
+        at_least: u32,
     ) -> Result<SlotTable<'t, D>> {
         let geometry = SlotGeometry::of::<D>(dimensions);
         let mut chunks = Vec::new();
@@ -149,78 +125,63 @@ impl<'t, D: Distance> SlotTable<'t, D> {
             if key.id != chunk {
                 return Err(Error::corrupted(Key::slots(index, chunk), "the slot chunk is missing"));
             }
-            let count = match n_slots {
-                Some(n_slots) => Some(geometry.slots_in(chunk, n_slots)),
-                None => geometry.count(bytes.len()),
-            };
-            let parsed = count.and_then(|count| SlotChunk::new(geometry, bytes, count)).filter(|c| c.count() > 0);
-            let Some(parsed) = parsed else {
-                let count = count.map_or("a whole number of".into(), |count| count.to_string());
-                let reason = format!("{} bytes for a chunk of {count} slots of {dimensions} dimensions", bytes.len());
+            let Some((records, count)) = geometry.records(bytes) else {
+                let reason = format!("{} bytes for a chunk of slots of {dimensions} dimensions", bytes.len());
                 return Err(Error::corrupted(key, reason));
             };
-            if seen != u64::from(chunk) << geometry.shift {
+            if seen != u64::from(chunk) * u64::from(geometry.per_chunk) {
                 return Err(Error::corrupted(key, "the chunk before it is not full"));
             }
-            seen += parsed.count() as u64;
-            chunks.push(parsed);
+            seen += count as u64;
+            chunks.push(records);
         }
-        let found = u32::try_from(seen).map_err(|_| Error::corrupted(Key::slots(index, 0), "too many slots"))?;
-        if n_slots.is_some_and(|n_slots| n_slots != found) {
-            let key = Key::slots(index, chunks.len() as u32);
-            return Err(Error::corrupted(key, "the slot chunk is missing"));
+        let n_slots = u32::try_from(seen).map_err(|_| Error::corrupted(Key::slots(index, 0), "too many slots"))?;
+        if n_slots < at_least {
+            let reason = format!("{n_slots} slots for a build of {at_least}");
+            return Err(Error::corrupted(Key::slots(index, chunks.len() as u32), reason));
         }
-        Ok(SlotTable { geometry, n_slots: found, chunks, marker: PhantomData })
+        Ok(SlotTable { geometry, n_slots, chunks, marker: PhantomData })
     }
 
     /// The slots of one chunk's value, numbered from 0, if it is whole
     /// slots, and no more than a chunk holds.
     pub fn of_chunk(geometry: SlotGeometry, bytes: &'t [u8]) -> Option<SlotTable<'t, D>> {
-        let count = geometry.count(bytes.len()).filter(|&count| count <= 1 << geometry.shift)?;
-        let chunk = SlotChunk::new(geometry, bytes, count)?;
-        Some(SlotTable { geometry, n_slots: count as u32, chunks: vec![chunk], marker: PhantomData })
+        let (records, count) = geometry.records(bytes)?;
+        Some(SlotTable { geometry, n_slots: count as u32, chunks: vec![records], marker: PhantomData })
     }
 
     pub fn geometry(&self) -> SlotGeometry {
         self.geometry
     }
 
-    /// The number of slots, free ones included.
+    /// The number of slots, free ones and those written since the last
+    /// build included.
     pub fn len(&self) -> u32 {
         self.n_slots
+    }
+
+    /// The bytes of `slot` (`slot < len()`).
+    #[inline]
+    fn record(&self, slot: u32) -> &'t [u8] {
+        let (chunk, at) = self.geometry.locate(slot);
+        let record = self.geometry.record();
+        &self.chunks[chunk as usize][at * record..(at + 1) * record]
     }
 
     /// The item id in `slot` (`slot < len()`).
     #[inline]
     pub fn id(&self, slot: u32) -> ItemId {
-        let (chunk, at) = self.geometry.locate(slot);
-        let ids = self.chunks[chunk as usize].ids;
-        u32::from_le_bytes([ids[at * 4], ids[at * 4 + 1], ids[at * 4 + 2], ids[at * 4 + 3]])
+        let record = self.record(slot);
+        u32::from_le_bytes([record[0], record[1], record[2], record[3]])
     }
 
     /// The header and vector in `slot` (`slot < len()`).
     #[inline]
     pub fn leaf(&self, slot: u32) -> Leaf<'t, D> {
-        let (chunk, at) = self.geometry.locate(slot);
-        let SlotChunk { headers, vectors, .. } = self.chunks[chunk as usize];
-        let (h, v) = (self.geometry.header, self.geometry.vector);
-        let header = bytemuck::pod_read_unaligned(&headers[at * h..(at + 1) * h]);
-        // The chunk's size was checked against whole vectors when it was read.
-        let vector = D::Codec::view(&vectors[at * v..(at + 1) * v]).unwrap_or_else(|_| unreachable!());
-        Leaf { header, vector }
-    }
-
-    /// The codes of chunk `chunk`, for distances with codes.
-    #[inline]
-    pub fn codes(&self, chunk: u32) -> Option<&Codes<'t>> {
-        self.chunks[chunk as usize].codes.as_ref()
-    }
-
-    /// The raw bytes of chunk `chunk`'s slot `at`: id, header and vector.
-    fn raw(&self, chunk: u32, at: usize) -> Option<[&'t [u8]; 3]> {
-        let SlotChunk { ids, headers, vectors, .. } = *self.chunks.get(chunk as usize)?;
-        let (h, v) = (self.geometry.header, self.geometry.vector);
-        Some([ids.get(at * 4..at * 4 + 4)?, headers.get(at * h..(at + 1) * h)?, vectors.get(at * v..(at + 1) * v)?])
+        let (header, vector) = self.record(slot)[4..].split_at(self.geometry.header);
+        // The chunk's size was checked against whole slots when it was read.
+        let vector = D::Codec::view(vector).unwrap_or_else(|_| unreachable!());
+        Leaf { header: bytemuck::pod_read_unaligned(header), vector }
     }
 }
 
@@ -242,49 +203,131 @@ pub(crate) fn read_slot<'t, D: Distance>(
     }
 }
 
-/// Packs a chunk of `count` slots, asking `slot(at)` for the id and leaf of
-/// each position that changes (their codes written by `codes`), and taking
-/// the others from `old`.
-pub(crate) fn pack_chunk<'a, D: Distance + 'a>(
+/// The number of slots of `index`: those of every chunk, found from the
+/// last one (one cursor step and its value).
+pub(crate) fn slot_count(db: RawDatabase, rtxn: &RoTxn, index: u16, geometry: SlotGeometry) -> Result<u64> {
+    let Some((chunk, bytes)) = store::last_entry(db, rtxn, index, NodeMode::Slots)? else { return Ok(0) };
+    match geometry.records(bytes) {
+        Some((_, count)) => Ok(u64::from(chunk) * u64::from(geometry.per_chunk) + count as u64),
+        None => Err(Error::corrupted(Key::slots(index, chunk), format!("a chunk of {} bytes", bytes.len()))),
+    }
+}
+
+/// Writes `item` with `leaf` (its header and vector, encoded) in the next
+/// slot of `index`, at the end of the last chunk or in a new one; returns
+/// the slot.
+pub(crate) fn append_slot(
+    db: RawDatabase,
+    wtxn: &mut RwTxn,
+    index: u16,
     geometry: SlotGeometry,
-    old: Option<&SlotTable<'_, D>>,
-    chunk: u32,
-    count: usize,
-    mut slot: impl FnMut(usize) -> Option<(ItemId, Leaf<'a, D>)>,
-    mut codes: Option<&mut CodeWriter<'_>>,
-    out: &mut Vec<u8>,
-) {
-    let start = out.len();
-    out.resize(start + geometry.chunk_size(count), 0);
-    let (ids, rest) = out[start..].split_at_mut(count * 4);
-    let (code_section, rest) = rest.split_at_mut(geometry.code_section(count));
-    let (headers, vectors) = rest.split_at_mut(count * geometry.header);
-    let (h, v) = (geometry.header, geometry.vector);
-    let old_codes = old.filter(|old| (chunk as usize) < old.chunks.len()).and_then(|old| old.codes(chunk));
-    for at in 0..count {
-        let new = slot(at);
-        let id_bytes;
-        let [id, header, vector]: [&[u8]; 3] = match &new {
-            Some((id, leaf)) => {
-                if let Some(codes) = codes.as_deref_mut().filter(|_| geometry.codes) {
-                    codes.write(leaf, code_section, count, at);
-                }
-                id_bytes = id.to_le_bytes();
-                [&id_bytes, bytemuck::bytes_of(&leaf.header), D::Codec::as_bytes(leaf.vector)]
+    item: ItemId,
+    leaf: &[u8],
+) -> Result<u32> {
+    let slot = slot_count(db, wtxn, index, geometry)?;
+    let slot = u32::try_from(slot).ok().filter(|&slot| slot < u32::MAX).ok_or(Error::TooManyNodes)?;
+    let (chunk, at) = geometry.locate(slot);
+    let key = Key::slots(index, chunk);
+    let mut bytes = match at {
+        0 => vec![0; geometry.chunk_size()],
+        _ => store::get(db, wtxn, key)?.unwrap_or_default().to_vec(),
+    };
+    // `slot_count` read the chunk's size and count.
+    let record = &mut bytes[COUNT + at * geometry.record()..COUNT + (at + 1) * geometry.record()];
+    record[..4].copy_from_slice(&item.to_le_bytes());
+    record[4..].copy_from_slice(leaf);
+    bytes[..COUNT].copy_from_slice(&(at as u32 + 1).to_le_bytes());
+    db.put(wtxn, &key, &bytes)?;
+    Ok(slot)
+}
+
+/// Every slot of an index written anew, numbered from 0 in the order the
+/// items come: their chunks kept in a temporary file until the old slots
+/// they are read from can be deleted.
+pub(crate) struct NewSlots {
+    geometry: SlotGeometry,
+    spool: Spool,
+    ids: Vec<ItemId>,
+}
+
+impl NewSlots {
+    pub fn new(geometry: SlotGeometry, tmpdir: Option<&Path>) -> NewSlots {
+        NewSlots { geometry, spool: Spool::new(tmpdir), ids: Vec::new() }
+    }
+
+    /// Gives `item`, whose leaf is encoded as `leaf`, the next slot.
+    pub fn push(&mut self, item: ItemId, leaf: &[u8]) -> Result<()> {
+        if leaf.len() != self.geometry.header + self.geometry.vector {
+            let reason = format!("a vector of {} bytes for {} dimensions", leaf.len(), self.geometry.dimensions);
+            return Err(Error::corrupted(Key::item(0, item), reason));
+        }
+        if self.ids.len() >= u32::MAX as usize {
+            return Err(Error::TooManyNodes);
+        }
+        if self.ids.len().is_multiple_of(self.geometry.per_chunk as usize) {
+            if !self.ids.is_empty() {
+                self.spool.next_value();
             }
-            None => match old.and_then(|old| old.raw(chunk, at)) {
-                Some(raw) => {
-                    if let Some(old_codes) = old_codes {
-                        old_codes.copy_to(at, code_section, count, at);
-                    }
-                    raw
+            // The count of a full chunk; `write` sets the last one's.
+            self.spool.append(&self.geometry.per_chunk.to_le_bytes())?;
+        }
+        self.spool.append(&item.to_le_bytes())?;
+        self.spool.append(leaf)?;
+        self.ids.push(item);
+        Ok(())
+    }
+
+    /// Replaces the slots and item entries of `index` with these (the
+    /// items must have come in id order).
+    pub fn write(self, db: RawDatabase, wtxn: &mut RwTxn, index: u16) -> Result<()> {
+        let NewSlots { geometry, spool, ids } = self;
+        let chunks = spool.finish()?;
+        store::delete_mode(db, wtxn, index, NodeMode::Slots)?;
+        store::delete_mode(db, wtxn, index, NodeMode::Item)?;
+        let last = ids.len().div_ceil(geometry.per_chunk as usize).saturating_sub(1);
+        let in_last = ids.len() - last * geometry.per_chunk as usize;
+        chunks.write_changed(
+            db,
+            wtxn,
+            |chunk| Key::slots(index, chunk as u32),
+            |chunk, bytes| {
+                if chunk == last {
+                    bytes[..COUNT].copy_from_slice(&(in_last as u32).to_le_bytes());
+                    bytes.resize(geometry.chunk_size(), 0);
                 }
-                // A slot no item ever held: zeros.
-                None => continue,
             },
+        )?;
+        let append = match ids.first() {
+            Some(&item) => store::is_past_the_end(db, wtxn, Key::item(index, item))?,
+            None => false,
         };
-        ids[at * 4..at * 4 + 4].copy_from_slice(id);
-        headers[at * h..(at + 1) * h].copy_from_slice(header);
-        vectors[at * v..(at + 1) * v].copy_from_slice(vector);
+        let flags = if append { PutFlags::APPEND } else { PutFlags::empty() };
+        for (slot, &item) in (0..).zip(&ids) {
+            db.put_with_flags(wtxn, flags, &Key::item(index, item), &encode_built(slot))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::distances::{Cosine, Euclidean, Hamming};
+
+    #[test]
+    fn chunks_fill_their_pages_and_stay_small() {
+        for dimensions in [1, 3, 64, 128, 384, 768, 1024, 1536, 3072] {
+            let geometries = [
+                SlotGeometry::of::<Euclidean>(dimensions),
+                SlotGeometry::of::<Cosine>(dimensions),
+                SlotGeometry::of::<Hamming>(dimensions),
+            ];
+            for geometry in geometries {
+                let bytes = geometry.per_chunk as usize * geometry.record();
+                let pages = (geometry.chunk_size() + OVERFLOW_HEADER).div_ceil(PAGE);
+                assert!(pages <= 8 * geometry.record().div_ceil(PAGE), "{geometry:?}: {pages} pages");
+                assert!(bytes as f64 >= 0.93 * (pages * PAGE) as f64, "{geometry:?}: {bytes} bytes in {pages} pages");
+            }
+        }
     }
 }

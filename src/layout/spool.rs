@@ -81,6 +81,7 @@ pub(crate) struct Spooled {
 
 impl Spooled {
     /// Every value's bytes, one after the other, with each value's size.
+    #[cfg(test)]
     pub fn read(&mut self) -> Result<(Vec<u8>, &[u64])> {
         let mut bytes = Vec::new();
         if let Some(file) = &mut self.file {
@@ -91,13 +92,13 @@ impl Spooled {
     }
 
     /// Writes value `i` under `key(i)`, in order, after `change` changed
-    /// its bytes in place.
+    /// its bytes.
     pub fn write_changed(
         mut self,
         db: RawDatabase,
         wtxn: &mut RwTxn,
         key: impl Fn(usize) -> Key,
-        mut change: impl FnMut(usize, &mut [u8]) -> Result<()>,
+        mut change: impl FnMut(usize, &mut Vec<u8>),
     ) -> Result<()> {
         let dir = self.dir.clone();
         let io_error = |source| Error::TempFile { dir: dir.clone(), source };
@@ -107,7 +108,7 @@ impl Spooled {
         for (i, &len) in self.lens.iter().enumerate() {
             buffer.clear();
             file.take(len).read_to_end(&mut buffer).map_err(io_error)?;
-            change(i, &mut buffer)?;
+            change(i, &mut buffer);
             db.put(wtxn, &key(i), &buffer)?;
         }
         Ok(())

@@ -286,71 +286,10 @@ pub(crate) struct FinishedTree {
 }
 
 impl FinishedTree {
-    /// The slots of the buckets of tree `tree` of `index`, bucket after
-    /// bucket in address order (post-order: each subtree's buckets together).
-    pub fn bucket_order(&mut self, index: u16, tree: usize, normal: usize) -> Result<Vec<u32>> {
-        let (bytes, lens) = self.chunks.read()?;
-        let mut at = 0;
-        let chunks = lens.iter().map(|&len| {
-            at += len as usize;
-            &bytes[at - len as usize..at]
-        });
-        let view = TreeView { chunks: chunks.collect(), root: self.root };
-        let mut order = Vec::new();
-        for node in view.nodes(normal) {
-            let (_, node) = node.map_err(|e| super::node_error(index, tree, e))?;
-            if let NodeView::Bucket(slots) = node {
-                order.extend(slots.iter());
-            }
-        }
-        Ok(order)
+    /// Writes the tree as tree `tree` of `index`, a chunk per value.
+    pub fn write(self, db: RawDatabase, wtxn: &mut RwTxn, index: u16, tree: u32) -> Result<()> {
+        self.chunks.write(db, wtxn, |chunk| Key::tree(index, tree, chunk as u32))
     }
-
-    /// Writes the tree as tree `tree` of `index`, a chunk per value, with
-    /// every slot `s` of its buckets renamed `renamed[s]`, when given.
-    pub fn write(
-        self,
-        db: RawDatabase,
-        wtxn: &mut RwTxn,
-        index: u16,
-        tree: u32,
-        normal: usize,
-        renamed: Option<&[u32]>,
-    ) -> Result<()> {
-        let key = |chunk: usize| Key::tree(index, tree, chunk as u32);
-        let Some(renamed) = renamed else { return self.chunks.write(db, wtxn, key) };
-        self.chunks.write_changed(db, wtxn, key, |chunk, bytes| {
-            rename_slots(bytes, chunk as u32, normal, renamed).map_err(|e| Error::corrupted(key(chunk), e))
-        })
-    }
-}
-
-/// Renames every slot `s` of the buckets of chunk number `number`
-/// `renamed[s]`, keeping each bucket's slots ascending.
-fn rename_slots(chunk: &mut [u8], number: u32, normal: usize, renamed: &[u32]) -> Result<(), NodeError> {
-    let mut offset = 0;
-    let mut slots = Vec::new();
-    while offset < chunk.len() {
-        let addr = number << CHUNK_SHIFT | units(offset);
-        let (bucket, size) = match decode(chunk, offset, addr, normal)? {
-            (NodeView::Bucket(bucket), size) => (Some(bucket.len()), size),
-            (_, size) => (None, size),
-        };
-        if let Some(len) = bucket {
-            let bytes = &mut chunk[offset + 4..offset + 4 + 4 * len];
-            slots.clear();
-            for slot in bytes.chunks_exact(4) {
-                let slot = u32::from_le_bytes([slot[0], slot[1], slot[2], slot[3]]) as usize;
-                slots.push(*renamed.get(slot).ok_or(NodeError::Missing(addr))?);
-            }
-            slots.sort_unstable();
-            for (bytes, slot) in bytes.chunks_exact_mut(4).zip(&slots) {
-                bytes.copy_from_slice(&slot.to_le_bytes());
-            }
-        }
-        offset += size;
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -6,7 +6,6 @@ use roaring::RoaringBitmap;
 use super::Reader;
 use crate::codes::{self, CodeWriter, Codes};
 use crate::error::Error;
-use crate::item::ItemEntry;
 use crate::key::{Key, NodeMode};
 use crate::layout::{NodeView, PADDING, centroid, node_key};
 use crate::store;
@@ -90,7 +89,7 @@ impl<D: Distance> Reader<'_, D> {
     /// Verifies the partitions and runs of every tree, for an index with
     /// codes: the partitions lie one after the other and fill their chunks,
     /// each holds its items then padding to a whole block, the run holds
-    /// every item of `live` once with its code as the slots hold it, and
+    /// every item of `live` once with the code of its vector, and
     /// each centroid's code is the code of its partition's mean.
     fn check_runs(&self, live: &RoaringBitmap) -> Result<()> {
         let index = self.index;
@@ -131,9 +130,12 @@ impl<D: Distance> Reader<'_, D> {
                     if !live.contains(slot) || !in_run.insert(slot) {
                         return corrupted(format!("partition {i} holds slot {slot}: no item, or twice in the run"));
                     }
-                    let (slot_chunk, at) = slots.geometry().locate(slot);
-                    if slots.codes(slot_chunk).map(|codes| codes.code(at)) != Some(run_chunk.codes().code(lane)) {
-                        return corrupted(format!("partition {i} holds another code than slot {slot}'s"));
+                    // The code of the vector, written alone, as the build wrote it.
+                    let leaf = slots.leaf(slot);
+                    let expected =
+                        code_alone(&mut writer, &mut section, self.dimensions, |w, s| w.write(&leaf, s, 1, 0));
+                    if expected != Some(run_chunk.codes().code(lane)) {
+                        return corrupted(format!("partition {i} holds another code than slot {slot}'s vector's"));
                     }
                     members.push(slot);
                 }
@@ -222,25 +224,15 @@ impl<D: Distance> Reader<'_, D> {
         }
 
         let mut ids = RoaringBitmap::new();
-        let mut writer = self.codebook.as_ref().map(CodeWriter::new);
-        let mut section = Vec::new();
         for slot in &live {
             let id = slots.id(slot);
-            let (chunk, at) = slots.geometry().locate(slot);
-            let key = Key::slots(index, chunk);
+            let key = Key::slots(index, slots.geometry().locate(slot).0);
             if !metadata.items.contains(id) || !ids.insert(id) {
                 return Err(Error::corrupted(key, format!("slot {slot} holds item {id}, not built or in two slots")));
             }
             let leaf = slots.leaf(slot);
             if !D::Codec::is_canonical(leaf.vector, self.dimensions) {
                 return Err(Error::corrupted(key, format!("the vector of slot {slot} has padding bits set")));
-            }
-            if let (Some(writer), Some(codes)) = (writer.as_mut(), slots.codes(chunk)) {
-                // The code of the vector, written alone, as the build wrote it.
-                let expected = code_alone(writer, &mut section, self.dimensions, |w, s| w.write(&leaf, s, 1, 0));
-                if expected != Some(codes.code(at)) {
-                    return Err(Error::corrupted(key, format!("the code of slot {slot} is not its vector's")));
-                }
             }
         }
         if ids != metadata.items {
@@ -272,17 +264,19 @@ impl<D: Distance> Reader<'_, D> {
         for entry in store::iter_mode(self.db, rtxn, index, NodeMode::Item)? {
             let (key, bytes) = entry?;
             entries.insert(key.id);
-            match store::decode_item::<D>(key, bytes, self.dimensions)? {
-                ItemEntry::Built(slot) if live.contains(slot) && slots.id(slot) == key.id => {}
-                ItemEntry::Built(slot) => {
-                    return Err(Error::corrupted(key, format!("the item's slot {slot} holds another item")));
-                }
-                ItemEntry::Staged(leaf) if marked.contains(key.id) => {
-                    if !D::Codec::is_canonical(leaf.vector, self.dimensions) {
-                        return Err(Error::corrupted(key, "the vector has padding bits set"));
-                    }
-                }
-                ItemEntry::Staged(_) => return Err(Error::corrupted(key, "the item changed but is not marked")),
+            let slot = store::decode_slot::<D>(key, bytes)?;
+            // A built item in its slot, or a changed one in a slot written
+            // since the build.
+            let agrees = match live.contains(slot) {
+                true => true,
+                false => marked.contains(key.id) && slot >= n_slots,
+            };
+            if !agrees || slot >= slots.len() || slots.id(slot) != key.id {
+                return Err(Error::corrupted(key, format!("the item's slot {slot} does not hold it")));
+            }
+            let leaf = slots.leaf(slot);
+            if !D::Codec::is_canonical(leaf.vector, self.dimensions) {
+                return Err(Error::corrupted(key, format!("the vector of slot {slot} has padding bits set")));
             }
         }
         if let Some(missing) = (&metadata.items - &entries - &marked).min() {

@@ -19,7 +19,7 @@ pub use self::query::{
 use self::ranks::Ranks;
 use crate::codes::Codebook;
 use crate::error::Error;
-use crate::item::{ItemEntry, Leaf, decode_leaf};
+use crate::item::Leaf;
 use crate::key::Key;
 use crate::layout::{Layout, TreeRun, open_runs};
 use crate::metadata::Metadata;
@@ -56,10 +56,9 @@ pub struct Reader<'t, D: Distance> {
     pending: RoaringBitmap,
     /// The slots of the items deleted since the last build.
     hidden: RoaringBitmap,
-    /// The new vectors of the items replaced since the last build, by slot:
-    /// their staged leaves' bytes (a `Leaf` here would make the reader's
-    /// drop borrow the transaction).
-    replaced: HashMap<u32, &'t [u8]>,
+    /// The slots of the new vectors of the items replaced since the last
+    /// build, by the slot the build holds them in.
+    replaced: HashMap<u32, u32>,
     /// The ranks of the built items, made by the first query that needs
     /// many.
     ranks: OnceLock<Ranks>,
@@ -110,16 +109,18 @@ impl<'t, D: Distance> Reader<'t, D> {
                     format!("the mark keeps slot {slot}, not built"),
                 ));
             }
-            let key = Key::item(index, item);
-            match store::get(db, rtxn, key)? {
+            match store::item_slot::<D>(db, rtxn, index, item)? {
                 None => {
                     visible.remove(item);
                     hidden.insert(slot);
                 }
-                Some(bytes) => {
-                    if let ItemEntry::Staged(_) = store::decode_item::<D>(key, bytes, dimensions)? {
-                        replaced.insert(slot, &bytes[1..]);
-                    }
+                Some(new) if new == slot => {}
+                Some(new) if new < layout.slots.len() && layout.slots.id(new) == item => {
+                    replaced.insert(slot, new);
+                }
+                Some(new) => {
+                    let reason = format!("the item's new slot {new} does not hold it");
+                    return Err(Error::corrupted(Key::item(index, item), reason));
                 }
             }
         }
@@ -223,11 +224,9 @@ impl<'t, D: Distance> Reader<'t, D> {
     /// replaced since the last build.
     #[inline]
     pub(crate) fn slot_leaf(&self, slot: u32) -> Leaf<'t, D> {
-        // The new vector was decoded when the reader was opened.
-        let replaced = || self.replaced.get(&slot).and_then(|bytes| decode_leaf(bytes).ok());
         match self.replaced.is_empty() {
             true => self.layout.slots.leaf(slot),
-            false => replaced().unwrap_or_else(|| self.layout.slots.leaf(slot)),
+            false => self.layout.slots.leaf(self.replaced.get(&slot).copied().unwrap_or(slot)),
         }
     }
 

@@ -14,7 +14,7 @@ use crate::codes::{self, BLOCK, CodeQuery, CodeSpace, Codebook};
 use crate::error::Error;
 use crate::item::Leaf;
 use crate::key::Key;
-use crate::layout::{NodeView, PADDING, TreeRun, node_key};
+use crate::layout::{NodeView, PADDING, RunChunk, TreeRun, node_key};
 use crate::vector::VectorCodec;
 use crate::writer::check_query;
 use crate::{Distance, ItemId, Result};
@@ -35,12 +35,6 @@ const SCAN_ABOVE_SHARE: f64 = 0.1;
 /// embeddings, where scoring 44% of the codes in partitions took 10% more
 /// time than scanning them all).
 const PROBE_SCAN_ABOVE_SHARE: f64 = 0.35;
-/// The items of a filter taken whole that are fewer than this in a block of
-/// codes are scored exactly rather than by estimating the block: on
-/// sentence embeddings, a filter of 1% of the items is then answered 2.4
-/// times faster. (Candidates gathered from the trees are not: there,
-/// estimating every block was faster, measured on the same data.)
-const SPARSE_BLOCK: u32 = 4;
 /// The candidates a query through the trees' planes (an index without
 /// codes) gathers per neighbour asked for, unless told otherwise.
 pub const DEFAULT_SEARCH_K_PER_RESULT: usize = 1_000;
@@ -583,17 +577,16 @@ impl<'r, 't, D: Distance> QueryBuilder<'r, 't, D> {
         let mut candidates = Shortlist::new(shortlist, mode, &id);
         if let Some(few) = few {
             self.mark_items(few, seen, accepted, touched)?;
-            let codes = codes.as_ref();
-            stats.exact_distances = self.score(query, codes, SPARSE_BLOCK, seen, accepted, touched, &mut candidates);
+            stats.exact_distances = self.score(query, seen, accepted, touched, &mut candidates);
         } else if search_k as f64 >= self.scan_above() * reachable as f64 {
-            self.scan(query, codes.as_ref().map(LazyCodeQuery::get), filter, &mut candidates);
+            self.scan(query, codes.as_ref().map(LazyCodeQuery::get), filter, &mut candidates)?;
         } else if let Some((runs, codes)) = reader.runs.as_deref().zip(codes.as_ref()) {
             let codes = codes.get();
             stats.nodes =
                 self.probe(query, runs, codes, filter, search_k, seen, touched, partitions, &mut candidates)?;
         } else {
             stats.nodes = self.gather(query, filter, search_k, seen, accepted, touched, queue)?;
-            stats.exact_distances = self.score(query, codes.as_ref(), 0, seen, accepted, touched, &mut candidates);
+            stats.exact_distances = self.score(query, seen, accepted, touched, &mut candidates);
         }
         let (candidates, offered, blocks) = candidates.finish();
         stats.candidates = offered;
@@ -687,27 +680,34 @@ impl<'r, 't, D: Distance> QueryBuilder<'r, 't, D> {
         !self.reader.replaced.is_empty() && self.reader.replaced.contains_key(&slot)
     }
 
-    /// Scores every slot that holds an item the query may return, a block
-    /// of codes at a time, into `best`.
+    /// Scores every item the query may return into `best`: by their codes,
+    /// a block at a time, in the run of the first tree (which holds each
+    /// built item once), or exactly in slot order for an index without.
     fn scan(
         &self,
         query: &D::Query,
         codes: Option<&CodeQuery>,
         filter: Option<&RoaringBitmap>,
         best: &mut Shortlist<'_>,
-    ) {
+    ) -> Result<()> {
         let reader = self.reader;
         let keeps = self.keeps(filter);
-        let n_slots = reader.metadata.n_slots;
-        match codes {
-            Some(codes) => self.offer_run(query, codes, 0..n_slots, &keeps, best),
-            None => {
-                for slot in (0..n_slots).filter(|&slot| keeps(slot)) {
+        match codes.zip(reader.runs.as_deref()) {
+            Some((codes, [run, ..])) => {
+                for chunk in &run.chunks {
+                    for block in 0..chunk.lanes() / BLOCK {
+                        self.offer_block(query, codes, chunk, block, &keeps, None, best)?;
+                    }
+                }
+            }
+            _ => {
+                for slot in (0..reader.metadata.n_slots).filter(|&slot| keeps(slot)) {
                     let distance = D::distance(query, &self.leaf(slot));
                     best.offer(distance, distance, slot);
                 }
             }
         }
+        Ok(())
     }
 
     /// The `search_k` the query uses: the one set, or the default for the
@@ -845,7 +845,7 @@ impl<'r, 't, D: Distance> QueryBuilder<'r, 't, D> {
         best: &mut Shortlist<'_>,
     ) -> Result<u64> {
         let reader = self.reader;
-        let (index, n_slots) = (reader.index, reader.metadata.n_slots);
+        let n_slots = reader.metadata.n_slots;
         let keeps = self.keeps(filter);
         let every_item = filter.is_none() && reader.hidden.is_empty();
         let (mut estimates, mut errors) = ([0.0; BLOCK], [0.0; BLOCK]);
@@ -879,135 +879,85 @@ impl<'r, 't, D: Distance> QueryBuilder<'r, 't, D> {
             let [chunk, first, lanes] = run.partitions.place(partition as usize);
             let chunk = &run.chunks[chunk as usize];
             for block in first as usize / BLOCK..(first + lanes) as usize / BLOCK {
-                codes.estimate_block(chunk.codes(), block, &mut estimates, &mut errors);
-                best.blocks += 1;
                 // Padding comes last in a partition.
                 let lane_slot = |lane: usize| chunk.slot(block * BLOCK + lane);
                 gathered += match (every_item, lane_slot(BLOCK - 1) != PADDING) {
                     (true, true) => BLOCK as u64,
                     (true, false) => (0..BLOCK).take_while(|&lane| lane_slot(lane) != PADDING).count() as u64,
                     (false, _) => {
-                        (0..BLOCK).filter(|&lane| lane_slot(lane) != PADDING && keeps(lane_slot(lane))).count() as u64
+                        (0..BLOCK).filter(|&lane| lane_slot(lane) < n_slots && keeps(lane_slot(lane))).count() as u64
                     }
                 };
                 // An item offered from another tree's partition had the
                 // same estimate then, and a bound no smaller: it is not
                 // offered twice, and one not offered then is not now.
-                let mut lanes = self.passing(&estimates, &errors, best);
-                while lanes != 0 {
-                    let lane = lanes.trailing_zeros() as usize;
-                    lanes &= lanes - 1;
-                    let slot = lane_slot(lane);
-                    if slot == PADDING {
-                        continue;
-                    }
-                    if slot >= n_slots {
-                        let reason = format!("partition {partition} holds slot {slot} of {n_slots}");
-                        return Err(Error::corrupted(Key::partitions(index, tree), reason));
-                    }
-                    if first_sight(seen, touched, slot).is_some() && keeps(slot) {
-                        self.offer(query, best, slot, estimates[lane], errors[lane]);
-                    }
-                }
+                self.offer_block(query, codes, chunk, block, &keeps, Some((&mut *seen, &mut *touched)), best)?;
             }
         }
         Ok(visits as u64)
     }
 
-    /// Offers the slots of `run` that `keeps` keeps, a block of codes at a
-    /// time, those whose first score can make the list as it stands (see
-    /// [`QueryBuilder::passing`]).
-    fn offer_run(
+    /// Estimates block `block` of a run chunk and offers the slots `keeps`
+    /// keeps (each once, with `seen`) whose first score can make the list
+    /// as it stands (see [`QueryBuilder::passing`]).
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    fn offer_block(
         &self,
         query: &D::Query,
         codes: &CodeQuery,
-        run: std::ops::Range<u32>,
+        chunk: &RunChunk<'_>,
+        block: usize,
         keeps: &impl Fn(u32) -> bool,
+        mut seen: Option<(&mut [u64], &mut Vec<u32>)>,
         best: &mut Shortlist<'_>,
-    ) {
-        let slots = &self.reader.layout.slots;
-        // A block holds 32 slots, or a whole chunk of fewer.
-        let block_len = BLOCK.min(1 << slots.geometry().shift);
+    ) -> Result<()> {
         let (mut estimates, mut errors) = ([0.0; BLOCK], [0.0; BLOCK]);
-        let mut first = run.start;
-        while first < run.end {
-            let (chunk, at) = slots.geometry().locate(first);
-            let lane = at % block_len;
-            let end = (first + (block_len - lane) as u32).min(run.end);
-            let (base, lanes) = (first - lane as u32, (u32::MAX >> (BLOCK - (end - first) as usize)) << lane);
-            first = end;
-            let Some(chunk_codes) = slots.codes(chunk) else { continue };
-            codes.estimate_block(chunk_codes, at / BLOCK, &mut estimates, &mut errors);
-            best.blocks += 1;
-            let mut lanes = lanes & self.passing(&estimates, &errors, best);
-            while lanes != 0 {
-                let lane = lanes.trailing_zeros() as usize;
-                lanes &= lanes - 1;
-                let slot = base + lane as u32;
-                if keeps(slot) {
-                    self.offer(query, best, slot, estimates[lane], errors[lane]);
-                }
+        let n_slots = self.reader.metadata.n_slots;
+        codes.estimate_block(chunk.codes(), block, &mut estimates, &mut errors);
+        best.blocks += 1;
+        let mut lanes = self.passing(&estimates, &errors, best);
+        while lanes != 0 {
+            let lane = lanes.trailing_zeros() as usize;
+            lanes &= lanes - 1;
+            let slot = chunk.slot(block * BLOCK + lane);
+            if slot == PADDING {
+                continue;
+            }
+            if slot >= n_slots {
+                let reason = format!("a run holds slot {slot} of {n_slots}");
+                return Err(Error::corrupted(Key::partitions(self.reader.index, 0), reason));
+            }
+            let first = seen.as_mut().is_none_or(|(seen, touched)| first_sight(seen, touched, slot).is_some());
+            if first && keeps(slot) {
+                self.offer(query, best, slot, estimates[lane], errors[lane]);
             }
         }
+        Ok(())
     }
 
-    /// Scores the gathered candidates into `best`, in slot order so that
-    /// codes and vectors are read front to back, a block of codes at a
-    /// time, and clears the searcher's bits; returns how many it scored
-    /// exactly. Candidates fewer than `sparse_below` in their block of codes
-    /// are scored exactly.
-    #[allow(clippy::too_many_arguments)]
+    /// Scores the gathered candidates exactly into `best`, in slot order so
+    /// that vectors are read front to back, and clears the searcher's bits;
+    /// returns how many it scored.
     fn score(
         &self,
         query: &D::Query,
-        codes: Option<&LazyCodeQuery<'_>>,
-        sparse_below: u32,
         seen: &mut [u64],
         accepted: &mut [u64],
         touched: &mut Vec<u32>,
         best: &mut Shortlist<'_>,
     ) -> u64 {
         let mut exact = 0;
-        let slots = &self.reader.layout.slots;
-        let (mut estimates, mut errors) = ([0.0; BLOCK], [0.0; BLOCK]);
-        let mut block = None;
-        // A block holds the codes of 32 slots (fewer in chunks that hold
-        // fewer), always within one word of the bits.
-        let block_len = BLOCK.min(1 << slots.geometry().shift);
         touched.sort_unstable();
         for &word in touched.iter() {
-            let all = std::mem::take(&mut accepted[word as usize]);
+            let mut bits = std::mem::take(&mut accepted[word as usize]);
             seen[word as usize] = 0;
-            let mut bits = all;
             while bits != 0 {
                 let slot = word * 64 + bits.trailing_zeros();
                 bits &= bits - 1;
-                let (chunk, at) = slots.geometry().locate(slot);
-                let first = (slot - (at % BLOCK) as u32) % 64;
-                let in_block = (all & (u64::MAX >> (64 - block_len) << first)).count_ones();
-                match codes.zip(slots.codes(chunk)) {
-                    // A block costs about as much as a few exact
-                    // distances: candidates scattered one or two to a
-                    // block are cheaper to score exactly.
-                    Some(_) if in_block < sparse_below && block != Some((chunk, at / BLOCK)) => {
-                        let distance = D::distance(query, &self.leaf(slot));
-                        best.offer(distance, distance, slot);
-                        exact += 1;
-                    }
-                    Some((codes, chunk_codes)) => {
-                        if block != Some((chunk, at / BLOCK)) {
-                            codes.get().estimate_block(chunk_codes, at / BLOCK, &mut estimates, &mut errors);
-                            best.blocks += 1;
-                            block = Some((chunk, at / BLOCK));
-                        }
-                        self.offer(query, best, slot, estimates[at % BLOCK], errors[at % BLOCK]);
-                    }
-                    None => {
-                        let distance = D::distance(query, &self.leaf(slot));
-                        best.offer(distance, distance, slot);
-                        exact += 1;
-                    }
-                }
+                let distance = D::distance(query, &self.leaf(slot));
+                best.offer(distance, distance, slot);
+                exact += 1;
             }
         }
         touched.clear();
