@@ -70,6 +70,10 @@ pub(crate) const METADATA_ID: u32 = 0;
 pub(crate) const HEADER_ID: u32 = 1;
 /// The id of the codebook record under [`NodeMode::Metadata`].
 pub(crate) const CODEBOOK_ID: u32 = 2;
+/// The id of the record of the free slots of the last build, ascending.
+pub(crate) const FREE_SLOTS_ID: u32 = 3;
+/// The id of the record of how many of them new vectors took since.
+pub(crate) const REUSED_ID: u32 = 4;
 /// A tree chunk's id is its tree number shifted by this, plus its chunk number.
 pub(crate) const TREE_SHIFT: u32 = 20;
 
@@ -102,6 +106,14 @@ impl Key {
 
     pub(crate) const fn codebook(index: u16) -> Key {
         Key::new(index, NodeMode::Metadata, CODEBOOK_ID)
+    }
+
+    pub(crate) const fn free_slots(index: u16) -> Key {
+        Key::new(index, NodeMode::Metadata, FREE_SLOTS_ID)
+    }
+
+    pub(crate) const fn reused(index: u16) -> Key {
+        Key::new(index, NodeMode::Metadata, REUSED_ID)
     }
 
     /// The partitions of tree `tree`.
@@ -160,6 +172,8 @@ impl fmt::Display for Key {
             NodeMode::Metadata if self.id == METADATA_ID => return write!(f, "index {} metadata", self.index),
             NodeMode::Metadata if self.id == HEADER_ID => return write!(f, "index {} header", self.index),
             NodeMode::Metadata if self.id == CODEBOOK_ID => return write!(f, "index {} codebook", self.index),
+            NodeMode::Metadata if self.id == FREE_SLOTS_ID => return write!(f, "index {} free slots", self.index),
+            NodeMode::Metadata if self.id == REUSED_ID => return write!(f, "index {} reused slots", self.index),
             NodeMode::Metadata => "metadata record",
             NodeMode::Updated => "updated mark",
             NodeMode::Item => "item",

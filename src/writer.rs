@@ -12,7 +12,7 @@ use crate::build::Builder;
 use crate::error::Error;
 use crate::item::{encode_built, encode_leaf, encode_mark};
 use crate::key::{Key, NodeMode};
-use crate::layout::{NewSlots, SlotGeometry, SlotTable, append_slot, read_slot};
+use crate::layout::{NewSlots, SlotGeometry, SlotTable, read_slot, write_slot};
 use crate::metadata::{Header, Metadata};
 use crate::store::{self, ItemIter, RawDatabase};
 use crate::vector::VectorCodec;
@@ -89,13 +89,14 @@ impl<D: Distance> Writer<D> {
         self.put_item(wtxn, item, vector)
     }
 
-    /// Writes `vector` in the next slot and points `item`'s entry to it.
+    /// Writes `vector` in a slot no item holds and points `item`'s entry to
+    /// it.
     fn put_item(&self, wtxn: &mut RwTxn, item: ItemId, vector: &[f32]) -> Result<()> {
         self.ensure_header(wtxn)?;
         self.mark_updated(wtxn, item)?;
         let mut leaf = Vec::with_capacity(size_of::<D::Header>() + D::Codec::size(vector.len()));
         encode_leaf::<D>(vector, &mut leaf);
-        let slot = append_slot(self.db, wtxn, self.index, SlotGeometry::of::<D>(self.dimensions), item, &leaf)?;
+        let slot = write_slot(self.db, wtxn, self.index, SlotGeometry::of::<D>(self.dimensions), item, &leaf)?;
         let key = Key::item(self.index, item);
         let flags = if store::is_past_the_end(self.db, wtxn, key)? { PutFlags::APPEND } else { PutFlags::empty() };
         self.db.put_with_flags(wtxn, flags, &key, &encode_built(slot))?;
@@ -153,6 +154,9 @@ impl<D: Distance> Writer<D> {
         }
         for mode in [NodeMode::Updated, NodeMode::Item, NodeMode::Slots] {
             store::delete_mode(self.db, wtxn, self.index, mode)?;
+        }
+        for key in [Key::free_slots(self.index), Key::reused(self.index)] {
+            self.db.delete(wtxn, &key)?;
         }
         store::delete_read_layer(self.db, wtxn, self.index)?;
         if let Some(metadata) = store::metadata(self.db, wtxn, self.index)? {
@@ -230,8 +234,9 @@ impl<D: Distance> Writer<D> {
             self.restage_items::<ND>(wtxn)?;
             store::delete_mode(self.db, wtxn, index, NodeMode::Updated)?;
             store::delete_read_layer(self.db, wtxn, index)?;
-            self.db.delete(wtxn, &Key::metadata(index))?;
-            self.db.delete(wtxn, &Key::codebook(index))?;
+            for key in [Key::metadata(index), Key::codebook(index), Key::free_slots(index), Key::reused(index)] {
+                self.db.delete(wtxn, &key)?;
+            }
             self.write_header::<ND>(wtxn)?;
         }
         let Writer { db, index, dimensions, tmpdir, marker: _ } = self;

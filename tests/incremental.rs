@@ -402,3 +402,67 @@ fn removal_does_not_depend_on_the_stored_vector() {
     let replaced = (3..500).step_by(11).count();
     assert!(answer[..replaced.min(20)].iter().all(|&(_, distance)| distance == 0.0), "{answer:?}");
 }
+
+/// The slot chunks of index 0, and how many slots they hold.
+fn slots_written(test: &TestEnv) -> (u32, u64) {
+    use spinney::format::{Key, NodeMode};
+    let raw = test.database::<Euclidean>().remap_data_type::<spinney::heed::types::Bytes>();
+    let rtxn = test.env.read_txn().unwrap();
+    let (mut chunks, mut slots) = (0, 0);
+    while let Some(bytes) = raw.get(&rtxn, &Key { index: 0, mode: NodeMode::Slots, id: chunks }).unwrap() {
+        slots += u64::from(u32::from_le_bytes(bytes[..4].try_into().unwrap()));
+        chunks += 1;
+    }
+    (chunks, slots)
+}
+
+/// Deleted and replaced vectors leave their slots to new ones after the
+/// next build: an index under churn keeps its slots, and its file.
+#[test]
+fn new_vectors_take_the_slots_a_build_freed() {
+    let set = data::clustered(3_000, 20, 16, 9);
+    let test = TestEnv::new(64 * MIB);
+    let db = test.database::<Euclidean>();
+    common::build_index(&test, db, 0, &set.base, Some(3), 1);
+    let before = slots_written(&test);
+    assert_eq!(before.1, 3_000);
+    let writer = Writer::<Euclidean>::new(db, 0, 16);
+    let mut expected: Vec<Option<Vec<f32>>> = (0..3_000).map(|i| Some(set.base.get(i).to_vec())).collect();
+    for round in 0..3u32 {
+        let mut wtxn = test.env.write_txn().unwrap();
+        // 10% deleted and 5% replaced: their slots are freed by the build...
+        for id in (round..3_000).step_by(10) {
+            writer.del_item(&mut wtxn, id).unwrap();
+            expected[id as usize] = None;
+        }
+        for id in (round + 5..3_000).step_by(20) {
+            let vector = vec![round as f32 + id as f32 / 3_000.0; 16];
+            writer.add_item(&mut wtxn, id, &vector).unwrap();
+            expected[id as usize] = Some(vector);
+        }
+        writer.builder(&mut common::rng(round.into())).build(&mut wtxn).unwrap();
+        // ...and taken by the vectors added after it.
+        for id in (round..3_000).step_by(10) {
+            let vector = vec![-(round as f32) - id as f32 / 3_000.0; 16];
+            writer.add_item(&mut wtxn, id, &vector).unwrap();
+            expected[id as usize] = Some(vector);
+        }
+        let reader = Reader::<Euclidean>::open(&wtxn, 0, db).unwrap();
+        reader.check(&wtxn).unwrap();
+        drop(reader);
+        writer.builder(&mut common::rng(9)).build(&mut wtxn).unwrap();
+        let reader = Reader::<Euclidean>::open(&wtxn, 0, db).unwrap();
+        reader.check(&wtxn).unwrap();
+        for (id, vector) in expected.iter().enumerate() {
+            assert_eq!(&reader.item_vector(&wtxn, id as u32).unwrap(), vector, "item {id} after round {round}");
+        }
+        let added = round + 1_000;
+        let found = reader.nns(1).by_vector(&wtxn, expected[added as usize].as_ref().unwrap()).unwrap();
+        assert_eq!(found, [(added, 0.0)], "round {round}: an added vector is found");
+        drop(reader);
+        wtxn.commit().unwrap();
+        // The 150 replaced vectors of the first round took new slots (no
+        // build had freed any); every other new vector took a freed one.
+        assert_eq!(slots_written(&test), (before.0, 3_150), "round {round}");
+    }
+}

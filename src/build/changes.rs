@@ -3,7 +3,8 @@
 //! Each mark keeps the slot the last build held its item in, if it did, so
 //! a build takes deleted and replaced items out of the trees by their slot,
 //! whatever their vectors and however floats round on this machine. A new
-//! vector is in a slot written since the last build.
+//! vector is in a slot written since the last build: a free one of the
+//! build, or a new one past its slots.
 
 use heed::RoTxn;
 use roaring::RoaringBitmap;
@@ -20,7 +21,8 @@ use crate::{Distance, ItemId, Result};
 pub(crate) struct Changes<'t, D: Distance> {
     /// The slots whose items leave the trees (deleted or replaced).
     pub removed: RoaringBitmap,
-    /// The slots written since the last build whose vectors enter the
+    /// The slots written since the last build (free then, or new) whose
+    /// vectors enter the
     /// trees, with their items, in id order.
     pub inserted: Vec<(u32, ItemId, Leaf<'t, D>)>,
     /// The items after the build.
@@ -57,7 +59,10 @@ impl<'t, D: Distance> Changes<'t, D> {
                 // Changed and changed back by hand: nothing to do.
                 changes.removed.remove(current);
                 changes.items.insert(item);
-            } else if current >= built.n_slots && current < slots.len() && slots.id(current) == item {
+            } else if (current >= built.n_slots || built.free.contains(current))
+                && current < slots.len()
+                && slots.id(current) == item
+            {
                 changes.inserted.push((current, item, slots.leaf(current)));
                 changes.items.insert(item);
             } else {

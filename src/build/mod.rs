@@ -54,7 +54,7 @@ use crate::error::Error;
 use crate::key::{Key, NodeMode};
 use crate::layout::{
     FinishedTree, Layout, MAX_BUCKET, SlotCodes, SlotTable, Spool, Spooled, TreeFile, encode_partitions, node_error,
-    open_runs, open_trees, partition_items, spool_directory,
+    open_runs, open_trees, partition_items, spool_directory, write_free_slots,
 };
 use crate::metadata::Metadata;
 use crate::progress::{MainStep, SubStep, WriterProgress};
@@ -556,6 +556,7 @@ impl<'a, D: Distance> Builder<'a, D> {
         }
 
         self.step(MainStep::WritingMetadata, None)?;
+        write_free_slots(db, wtxn, index, &metadata.free)?;
         let mut bytes = Vec::new();
         metadata.encode_into(&mut bytes);
         db.put(wtxn, &Key::metadata(index), &bytes)?;

@@ -5,7 +5,7 @@
 //! takes the slot of every item's entry; a later one keeps every slot whose
 //! item did not change, takes out the slots of deleted and replaced items,
 //! and takes in the slots written since for new vectors. Every other slot
-//! is free: its bytes stay until the index is cleared or rewritten.
+//! is free, for the next new vectors to take.
 
 use roaring::RoaringBitmap;
 

@@ -21,13 +21,16 @@
 //! never change size lets LMDB rewrite a chunk changed earlier in the same
 //! transaction in place, where a growing value would take new pages at
 //! every size and leave the old ones unused until the commit. A slot whose
-//! item was deleted or replaced keeps its bytes; the metadata lists the
-//! free slots of the last build.
+//! item was deleted or replaced keeps its bytes until a new vector takes
+//! it: a build lists its free slots, ascending, under `(index, Metadata,
+//! 3)`, and new vectors take them in that order (counted under `(index,
+//! Metadata, 4)`) before they take new slots.
 
 use std::marker::PhantomData;
 use std::path::Path;
 
 use heed::{PutFlags, RoTxn, RwTxn};
+use roaring::RoaringBitmap;
 
 use super::spool::Spool;
 use crate::error::Error;
@@ -213,10 +216,11 @@ pub(crate) fn slot_count(db: RawDatabase, rtxn: &RoTxn, index: u16, geometry: Sl
     }
 }
 
-/// Writes `item` with `leaf` (its header and vector, encoded) in the next
-/// slot of `index`, at the end of the last chunk or in a new one; returns
-/// the slot.
-pub(crate) fn append_slot(
+/// Writes `item` with `leaf` (its header and vector, encoded) in a slot of
+/// `index` no item holds: the next free slot of the last build that no new
+/// vector took since, if the index is built, or else the next slot, at the
+/// end of the last chunk or in a new one. Returns the slot.
+pub(crate) fn write_slot(
     db: RawDatabase,
     wtxn: &mut RwTxn,
     index: u16,
@@ -224,21 +228,67 @@ pub(crate) fn append_slot(
     item: ItemId,
     leaf: &[u8],
 ) -> Result<u32> {
-    let slot = slot_count(db, wtxn, index, geometry)?;
-    let slot = u32::try_from(slot).ok().filter(|&slot| slot < u32::MAX).ok_or(Error::TooManyNodes)?;
+    let n_slots = slot_count(db, wtxn, index, geometry)?;
+    let slot = match free_slot(db, wtxn, index)? {
+        Some((slot, reused)) if u64::from(slot) < n_slots => {
+            db.put(wtxn, &Key::reused(index), &(reused + 1).to_le_bytes())?;
+            slot
+        }
+        Some((slot, _)) => {
+            return Err(Error::corrupted(Key::free_slots(index), format!("free slot {slot} of {n_slots}")));
+        }
+        None => u32::try_from(n_slots).ok().filter(|&slot| slot < u32::MAX).ok_or(Error::TooManyNodes)?,
+    };
     let (chunk, at) = geometry.locate(slot);
     let key = Key::slots(index, chunk);
     let mut bytes = match at {
-        0 => vec![0; geometry.chunk_size()],
-        _ => store::get(db, wtxn, key)?.unwrap_or_default().to_vec(),
+        0 if u64::from(slot) == n_slots => vec![0; geometry.chunk_size()],
+        // `slot_count` read the last chunk's size and count; a free slot
+        // lies in a chunk before.
+        _ => match store::get(db, wtxn, key)?.and_then(|bytes| geometry.records(bytes).map(|_| bytes)) {
+            Some(bytes) => bytes.to_vec(),
+            None => return Err(Error::corrupted(key, "the slot chunk is missing or of another size")),
+        },
     };
-    // `slot_count` read the chunk's size and count.
     let record = &mut bytes[COUNT + at * geometry.record()..COUNT + (at + 1) * geometry.record()];
     record[..4].copy_from_slice(&item.to_le_bytes());
     record[4..].copy_from_slice(leaf);
-    bytes[..COUNT].copy_from_slice(&(at as u32 + 1).to_le_bytes());
+    if u64::from(slot) == n_slots {
+        bytes[..COUNT].copy_from_slice(&(at as u32 + 1).to_le_bytes());
+    }
     db.put(wtxn, &key, &bytes)?;
     Ok(slot)
+}
+
+/// The next free slot of the last build of `index` that no new vector took
+/// since, and how many took one, if it is built and has one.
+fn free_slot(db: RawDatabase, rtxn: &RoTxn, index: u16) -> Result<Option<(u32, u32)>> {
+    if !store::is_built(db, rtxn, index)? {
+        return Ok(None);
+    }
+    let Some(free) = store::get(db, rtxn, Key::free_slots(index))? else { return Ok(None) };
+    let reused = match store::get(db, rtxn, Key::reused(index))? {
+        Some(bytes) => u32::from_le_bytes(
+            bytes.try_into().map_err(|_| Error::corrupted(Key::reused(index), "a count is 4 bytes"))?,
+        ),
+        None => 0,
+    };
+    let at = reused as usize * 4;
+    Ok(free.get(at..at + 4).map(|slot| (u32::from_le_bytes([slot[0], slot[1], slot[2], slot[3]]), reused)))
+}
+
+/// Writes the free slots of a build of `index`, for new vectors to take,
+/// and forgets those taken before.
+pub(crate) fn write_free_slots(db: RawDatabase, wtxn: &mut RwTxn, index: u16, free: &RoaringBitmap) -> Result<()> {
+    db.delete(wtxn, &Key::reused(index))?;
+    match free.is_empty() {
+        true => db.delete(wtxn, &Key::free_slots(index)).map(drop)?,
+        false => {
+            let bytes: Vec<u8> = free.iter().flat_map(u32::to_le_bytes).collect();
+            db.put(wtxn, &Key::free_slots(index), &bytes)?;
+        }
+    }
+    Ok(())
 }
 
 /// Every slot of an index written anew, numbered from 0 in the order the

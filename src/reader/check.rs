@@ -165,6 +165,25 @@ impl<D: Distance> Reader<'_, D> {
         Ok(())
     }
 
+    /// Verifies the record of the free slots new vectors take: the free
+    /// slots of the build, ascending, and a count of those taken no larger.
+    fn check_free_slots(&self, rtxn: &RoTxn) -> Result<()> {
+        let (free_key, reused_key) = (Key::free_slots(self.index), Key::reused(self.index));
+        let listed = store::get(self.db, rtxn, free_key)?.unwrap_or_default();
+        let expected: Vec<u8> = self.metadata.free.iter().flat_map(u32::to_le_bytes).collect();
+        if listed != expected {
+            return Err(Error::corrupted(free_key, "the free slots differ from the build's"));
+        }
+        let reused = store::get(self.db, rtxn, reused_key)?.map(|bytes| match <[u8; 4]>::try_from(bytes) {
+            Ok(count) => u32::from_le_bytes(count) as usize,
+            Err(_) => usize::MAX,
+        });
+        if reused.is_some_and(|reused| reused > listed.len() / 4) {
+            return Err(Error::corrupted(reused_key, "more free slots taken than the build left"));
+        }
+        Ok(())
+    }
+
     /// Verifies the whole index and returns the first problem found.
     ///
     /// The trees: every node decodes, no node is reached twice or never,
@@ -185,6 +204,7 @@ impl<D: Distance> Reader<'_, D> {
         let mut live = RoaringBitmap::new();
         live.insert_range(0..n_slots);
         live -= &metadata.free;
+        self.check_free_slots(rtxn)?;
 
         for tree in 0..self.n_trees() {
             let mut in_tree = RoaringBitmap::new();
@@ -269,7 +289,7 @@ impl<D: Distance> Reader<'_, D> {
             // since the build.
             let agrees = match live.contains(slot) {
                 true => true,
-                false => marked.contains(key.id) && slot >= n_slots,
+                false => marked.contains(key.id) && (slot >= n_slots || metadata.free.contains(slot)),
             };
             if !agrees || slot >= slots.len() || slots.id(slot) != key.id {
                 return Err(Error::corrupted(key, format!("the item's slot {slot} does not hold it")));
