@@ -95,16 +95,40 @@ fn cancelling_at_every_step_keeps_the_committed_index() {
 
 /// A first build cancelled at each of its progress reports in turn, and its
 /// transaction committed anyway, loses no item: the next build finds every
-/// vector, staged or already in its slot.
+/// vector in its slot.
 #[test]
 fn a_fresh_build_cancelled_anywhere_and_committed_loses_nothing() {
+    cancelled_anywhere_and_committed(false);
+}
+
+/// Found by a review (issue 20): a full rebuild of a built index (a new
+/// `split_after`) cancelled while writing, then committed, lost every item,
+/// because the build deleted the slots before writing the new ones. Builds
+/// no longer write slots: every report, cancelled and committed, keeps them.
+#[test]
+fn a_rebuild_cancelled_anywhere_and_committed_loses_nothing() {
+    cancelled_anywhere_and_committed(true);
+}
+
+/// Adds a set of items (built and committed first when `built`, with one
+/// more item after), then cancels a build with a new `split_after` at each
+/// of its progress reports in turn, commits, builds again and checks that
+/// every item is there with its vector.
+fn cancelled_anywhere_and_committed(built: bool) {
     let set = data::clustered(600, 5, 16, 2);
+    let last = set.base.len() as u32;
     for reports in 0.. {
         let test = TestEnv::new(64 * MIB);
         let db = test.database::<Euclidean>();
         let writer = Writer::<Euclidean>::new(db, 0, 16);
         let mut wtxn = test.env.write_txn().unwrap();
         common::add_items(&writer, &mut wtxn, &set.base);
+        if built {
+            writer.builder(&mut common::rng(3)).n_trees(3).build(&mut wtxn).unwrap();
+            wtxn.commit().unwrap();
+            wtxn = test.env.write_txn().unwrap();
+            writer.add_item(&mut wtxn, last, &[0.5; 16]).unwrap();
+        }
         let seen = AtomicUsize::new(0);
         let result = writer
             .builder(&mut common::rng(4))
@@ -125,10 +149,13 @@ fn a_fresh_build_cancelled_anywhere_and_committed_loses_nothing() {
         writer.builder(&mut common::rng(5)).n_trees(3).build(&mut wtxn).unwrap();
         let reader = Reader::<Euclidean>::open(&wtxn, 0, db).unwrap();
         reader.check(&wtxn).unwrap();
-        assert_eq!(reader.n_items(), set.base.len() as u64, "after {reports} reports");
+        assert_eq!(reader.n_items(), set.base.len() as u64 + u64::from(built), "after {reports} reports");
         for i in 0..set.base.len() {
             let vector = reader.item_vector(&wtxn, i as u32).unwrap();
             assert_eq!(vector.as_deref(), Some(set.base.get(i)), "item {i} after {reports} reports");
+        }
+        if built {
+            assert_eq!(reader.item_vector(&wtxn, last).unwrap(), Some(vec![0.5; 16]), "after {reports} reports");
         }
         drop(reader);
         wtxn.commit().unwrap();
