@@ -188,10 +188,19 @@ fn sweep_point(
 /// What a build cost.
 struct BuildCost {
     build: Duration,
+    /// The part of `build` that loaded the items, where it is apart.
+    load: Duration,
     rss_before: u64,
     peak_rss: u64,
     disk: u64,
     used: u64,
+}
+
+impl BuildCost {
+    /// No build: an exact scan of the vectors in memory.
+    fn nothing(rss_before: u64) -> BuildCost {
+        BuildCost { build: Duration::ZERO, load: Duration::ZERO, rss_before, peak_rss: rss_before, disk: 0, used: 0 }
+    }
 }
 
 struct Measured {
@@ -221,6 +230,7 @@ fn timed_load_and_build(
     let start = Instant::now();
     let mut wtxn = env.write_txn()?;
     load(&mut wtxn)?;
+    let loaded = start.elapsed();
     if commit_load {
         wtxn.commit()?;
         wtxn = env.write_txn()?;
@@ -229,7 +239,7 @@ fn timed_load_and_build(
     wtxn.commit()?;
     let build = start.elapsed();
     let (_, peak_rss) = rss();
-    Ok(BuildCost { build, rss_before, peak_rss, disk: env.real_disk_size()?, used: 0 })
+    Ok(BuildCost { build, load: loaded, rss_before, peak_rss, disk: env.real_disk_size()?, used: 0 })
 }
 
 /// The curve of `points`, measured after resetting the peak memory; returns
@@ -422,7 +432,7 @@ fn exact_scan(
 fn run_exact(dataset: &Dataset, truth: &[Vec<u32>], metric: &str) -> Result<Measured> {
     let distance = exact_kernel(metric);
     let (rss_before, _) = rss();
-    let cost = BuildCost { build: Duration::ZERO, rss_before, peak_rss: rss_before, disk: 0, used: 0 };
+    let cost = BuildCost::nothing(rss_before);
     let n = dataset.base.len() as u32;
     let (curve, query_rss) = query_phase(|| {
         let point = sweep_point(truth, "every item".into(), |q| {
@@ -467,7 +477,7 @@ fn run_filtered<D: spinney::Distance>(dataset: &Dataset, run: &Run, engine: &str
         .collect();
     if engine == "exact" {
         let (rss_before, _) = rss();
-        let cost = BuildCost { build: Duration::ZERO, rss_before, peak_rss: rss_before, disk: 0, used: 0 };
+        let cost = BuildCost::nothing(rss_before);
         let (curve, query_rss) = filtered_sweep(&filters, &truths, |filter, q| {
             let found = exact_scan(dataset, &distance, dataset.queries.get(q), filter.iter(), 10);
             Ok((found, Some((0, filter.len()))))
@@ -549,7 +559,7 @@ fn child(engine: &str, run: &Run) -> Result<()> {
         println!(
             concat!(
                 "{{\"engine\":\"{}\",\"settings\":\"{}\",\"dataset\":\"{}\",\"metric\":\"{}\",\"n\":{},",
-                "\"dimensions\":{},\"build_s\":{:.3},\"rss_before_bytes\":{},\"peak_rss_bytes\":{},",
+                "\"dimensions\":{},\"build_s\":{:.3},\"load_s\":{:.3},\"rss_before_bytes\":{},\"peak_rss_bytes\":{},",
                 "\"query_peak_rss_bytes\":{},\"disk_bytes\":{},\"used_bytes\":{},\"raw_bytes\":{},",
                 "\"effort\":\"{}\",\"recall_at_10\":{:.4},\"qps\":{:.1},\"codes_per_query\":{},",
                 "\"exact_per_query\":{}}}"
@@ -561,6 +571,7 @@ fn child(engine: &str, run: &Run) -> Result<()> {
             n,
             dimensions,
             measured.cost.build.as_secs_f64(),
+            measured.cost.load.as_secs_f64(),
             measured.cost.rss_before,
             measured.cost.peak_rss,
             measured.query_rss,
@@ -652,18 +663,22 @@ fn main() -> Result<()> {
             );
         }
         println!(
-            "| engine | settings | build s | peak RSS MiB build (before) | query peak RSS MiB | disk MiB: file (used pages, x raw) | effort | recall@10 | queries/s | codes/query | exact distances/query |"
+            "| engine | settings | build s (of which loading) | peak RSS MiB build (before) | query peak RSS MiB | disk MiB: file (used pages, x raw) | effort | recall@10 | queries/s | codes/query | exact distances/query |"
         );
         println!("| --- | --- | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: |");
         let mib = |bytes: &str| bytes.parse::<f64>().unwrap_or(0.0) / f64::from(1 << 20);
         for line in &table {
             let raw = mib(field(line, "raw_bytes"));
             let used = mib(field(line, "used_bytes"));
+            let build = match field(line, "load_s") {
+                "" | "0.000" => field(line, "build_s").to_string(),
+                load => format!("{} ({load})", field(line, "build_s")),
+            };
             println!(
                 "| {} | {} | {} | {:.0} ({:.0}) | {:.0} | {:.1} ({:.1}, {:.2}x) | {} | {} | {} | {} | {} |",
                 field(line, "engine"),
                 field(line, "settings"),
-                field(line, "build_s"),
+                build,
                 mib(field(line, "peak_rss_bytes")),
                 mib(field(line, "rss_before_bytes")),
                 mib(field(line, "query_peak_rss_bytes")),
