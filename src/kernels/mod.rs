@@ -50,6 +50,17 @@ pub fn available() -> Vec<Kernels> {
     all
 }
 
+/// Asks the CPU to bring `bytes` into its caches ahead of their use: a
+/// hint, which changes no result (a no-op where there is no such
+/// instruction).
+#[inline]
+pub(crate) fn prefetch(bytes: &[u8]) {
+    #[cfg(target_arch = "x86_64")]
+    x86_64::prefetch(bytes);
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = bytes;
+}
+
 static KERNELS: LazyLock<Kernels> = LazyLock::new(|| {
     #[cfg(target_arch = "x86_64")]
     if let Some(kernels) = x86_64::kernels() {

@@ -204,3 +204,17 @@ pub(super) fn kernels() -> Option<Kernels> {
         && std::is_x86_feature_detected!("f16c");
     supported.then_some(Kernels { name: "avx2+fma", dot, dot_f16, l2_squared, l1, hamming, fastscan })
 }
+
+/// Prefetches the first two cache lines of `bytes` into all cache levels
+/// (the hardware's prefetcher follows the rest once they are read: asking
+/// for every line of a vector filled the CPU's miss buffers and stalled it,
+/// measured on pypi-minilm).
+#[inline]
+pub(super) fn prefetch(bytes: &[u8]) {
+    for line in bytes.chunks(64).take(2) {
+        // SAFETY: PREFETCHT0 is SSE, which every x86-64 CPU has; it reads
+        // nothing into the program and never faults, whatever the address
+        // (here the start of a line of a live slice).
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(line.as_ptr().cast()) };
+    }
+}

@@ -178,6 +178,14 @@ impl<'t, D: Distance> SlotTable<'t, D> {
         u32::from_le_bytes([record[0], record[1], record[2], record[3]])
     }
 
+    /// Asks the CPU to fetch the header and vector in `slot` (`slot <
+    /// len()`) into its caches: a distance to it computed soon after finds
+    /// them there.
+    #[inline]
+    pub fn prefetch(&self, slot: u32) {
+        crate::kernels::prefetch(&self.record(slot)[4..]);
+    }
+
     /// The header and vector in `slot` (`slot < len()`).
     #[inline]
     pub fn leaf(&self, slot: u32) -> Leaf<'t, D> {

@@ -230,6 +230,13 @@ impl<'t, D: Distance> Reader<'t, D> {
         }
     }
 
+    /// Asks the CPU to fetch the leaf [`Reader::slot_leaf`] gives for
+    /// `slot` into its caches.
+    #[inline]
+    pub(crate) fn prefetch(&self, slot: u32) {
+        self.layout.slots.prefetch(self.replaced.get(&slot).copied().unwrap_or(slot));
+    }
+
     /// The current leaf of `item`, if a query can return it.
     fn leaf(&self, item: ItemId) -> Result<Option<Leaf<'t, D>>> {
         Ok(self.slot(item)?.map(|slot| self.slot_leaf(slot)))

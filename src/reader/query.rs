@@ -35,6 +35,9 @@ const SCAN_ABOVE_SHARE: f64 = 0.1;
 /// embeddings, where scoring 44% of the codes in partitions took 10% more
 /// time than scanning them all).
 const PROBE_SCAN_ABOVE_SHARE: f64 = 0.35;
+/// How many candidates ahead of the one scored exactly the re-ranking asks
+/// the CPU to fetch.
+const PREFETCH_AHEAD: usize = 2;
 /// The candidates a query through the trees' planes (an index without
 /// codes) gathers per neighbour asked for, unless told otherwise.
 pub const DEFAULT_SEARCH_K_PER_RESULT: usize = 1_000;
@@ -600,9 +603,14 @@ impl<'r, 't, D: Distance> QueryBuilder<'r, 't, D> {
         // can do better.
         let mut best = Shortlist::new(ranked, Mode::Keep(self.count), &id);
         let mut exact = BinaryHeap::with_capacity(self.count + 1);
-        for &(lower, slot) in candidates {
+        for (at, &(lower, slot)) in candidates.iter().enumerate() {
             if bounded && exact.len() == self.count && exact.peek().is_some_and(|&Score(worst)| lower > worst) {
                 break;
+            }
+            // The vectors are where their items were added, far apart: the
+            // next ones' memory is fetched while this one is scored.
+            if let Some(&(_, ahead)) = candidates.get(at + PREFETCH_AHEAD) {
+                self.reader.prefetch(ahead);
             }
             let distance = D::distance(query, &self.leaf(slot));
             stats.exact_distances += 1;
@@ -694,9 +702,11 @@ impl<'r, 't, D: Distance> QueryBuilder<'r, 't, D> {
         let keeps = self.keeps(filter);
         match codes.zip(reader.runs.as_deref()) {
             Some((codes, [run, ..])) => {
+                let mut scores = ([0.0; BLOCK], [0.0; BLOCK]);
+                let mut fresh = |slot| keeps(slot);
                 for chunk in &run.chunks {
                     for block in 0..chunk.lanes() / BLOCK {
-                        self.offer_block(query, codes, chunk, block, &keeps, None, best)?;
+                        self.offer_block(query, codes, chunk, block, &mut fresh, &mut scores, best)?;
                     }
                 }
             }
@@ -848,12 +858,13 @@ impl<'r, 't, D: Distance> QueryBuilder<'r, 't, D> {
         let n_slots = reader.metadata.n_slots;
         let keeps = self.keeps(filter);
         let every_item = filter.is_none() && reader.hidden.is_empty();
-        let (mut estimates, mut errors) = ([0.0; BLOCK], [0.0; BLOCK]);
+        let mut scores = ([0.0; BLOCK], [0.0; BLOCK]);
         order.clear();
         for (tree, run) in runs.iter().enumerate() {
             let count = run.partitions.len();
             for block in 0..count.div_ceil(BLOCK) {
-                codes.estimate_block(run.partitions.codes(), block, &mut estimates, &mut errors);
+                let (estimates, errors) = &mut scores;
+                codes.estimate_block(run.partitions.codes(), block, estimates, errors);
                 let lanes = (count - block * BLOCK).min(BLOCK);
                 order.extend((0..lanes).map(|lane| (estimates[lane], tree as u32, (block * BLOCK + lane) as u32)));
             }
@@ -891,32 +902,33 @@ impl<'r, 't, D: Distance> QueryBuilder<'r, 't, D> {
                 // An item offered from another tree's partition had the
                 // same estimate then, and a bound no smaller: it is not
                 // offered twice, and one not offered then is not now.
-                self.offer_block(query, codes, chunk, block, &keeps, Some((&mut *seen, &mut *touched)), best)?;
+                let mut fresh = |slot| first_sight(seen, touched, slot).is_some() && keeps(slot);
+                self.offer_block(query, codes, chunk, block, &mut fresh, &mut scores, best)?;
             }
         }
         Ok(visits as u64)
     }
 
-    /// Estimates block `block` of a run chunk and offers the slots `keeps`
-    /// keeps (each once, with `seen`) whose first score can make the list
-    /// as it stands (see [`QueryBuilder::passing`]).
+    /// Estimates block `block` of a run chunk into `scores` and offers the
+    /// slots `fresh` accepts (it may mark them seen) whose first score can
+    /// make the list as it stands (see [`QueryBuilder::passing`]).
     #[allow(clippy::too_many_arguments)]
-    #[inline]
+    #[inline(always)]
     fn offer_block(
         &self,
         query: &D::Query,
         codes: &CodeQuery,
         chunk: &RunChunk<'_>,
         block: usize,
-        keeps: &impl Fn(u32) -> bool,
-        mut seen: Option<(&mut [u64], &mut Vec<u32>)>,
+        fresh: &mut impl FnMut(u32) -> bool,
+        scores: &mut ([f32; BLOCK], [f32; BLOCK]),
         best: &mut Shortlist<'_>,
     ) -> Result<()> {
-        let (mut estimates, mut errors) = ([0.0; BLOCK], [0.0; BLOCK]);
+        let (estimates, errors) = scores;
         let n_slots = self.reader.metadata.n_slots;
-        codes.estimate_block(chunk.codes(), block, &mut estimates, &mut errors);
+        codes.estimate_block(chunk.codes(), block, estimates, errors);
         best.blocks += 1;
-        let mut lanes = self.passing(&estimates, &errors, best);
+        let mut lanes = self.passing(estimates, errors, best);
         while lanes != 0 {
             let lane = lanes.trailing_zeros() as usize;
             lanes &= lanes - 1;
@@ -925,15 +937,20 @@ impl<'r, 't, D: Distance> QueryBuilder<'r, 't, D> {
                 continue;
             }
             if slot >= n_slots {
-                let reason = format!("a run holds slot {slot} of {n_slots}");
-                return Err(Error::corrupted(Key::partitions(self.reader.index, 0), reason));
+                return Err(self.slot_past_the_end(slot));
             }
-            let first = seen.as_mut().is_none_or(|(seen, touched)| first_sight(seen, touched, slot).is_some());
-            if first && keeps(slot) {
+            if fresh(slot) {
                 self.offer(query, best, slot, estimates[lane], errors[lane]);
             }
         }
         Ok(())
+    }
+
+    /// The error of a run that names a slot past the last.
+    #[cold]
+    fn slot_past_the_end(&self, slot: u32) -> Error {
+        let reason = format!("a run holds slot {slot} of {}", self.reader.metadata.n_slots);
+        Error::corrupted(Key::partitions(self.reader.index, 0), reason)
     }
 
     /// Scores the gathered candidates exactly into `best`, in slot order so
