@@ -2,11 +2,13 @@
 //!
 //! An index is a forest of random-projection trees (as in Annoy) stored
 //! beside your own data in one [`heed`] database: the same file, the same
-//! transactions, the same crash safety. A build packs what queries read into
-//! large values (vectors and compact codes in slot order, tree nodes), which
-//! queries walk in place in LMDB's memory map with no LMDB call per node or
-//! per candidate: memory use is bounded by the OS page cache, not by the size
-//! of the index. Builds grow the trees in parallel with rayon.
+//! transactions, the same crash safety. Each vector is written once, when
+//! it is added, into a chunk of slots; a build writes beside them what
+//! queries read (tree nodes, and each tree's compact codes in partition
+//! order) in large values, which queries walk in place in LMDB's memory map
+//! with no LMDB call per node or per candidate: memory use is bounded by
+//! the OS page cache, not by the size of the index. Builds grow the trees
+//! in parallel with rayon.
 //!
 //! # Quickstart
 //!

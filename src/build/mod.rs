@@ -1,8 +1,9 @@
 //! [`Builder`]: the options of a build and the ordered steps that run it.
 //!
 //! 1. Read the items ([`MainStep::RetrievingItems`]): on a fresh build every
-//!    item, staged or built; on a later one the change marks, each with the
-//!    slot its item was built in, and the read layer in place.
+//!    item's slot; on a later one the change marks, each with the slot its
+//!    item was built in, and the read layer in place. Vectors are read in
+//!    their slots, where `add_item` wrote them; a build never writes one.
 //! 2. Update the trees that are kept, in parallel ([`MainStep::UpdatingTrees`],
 //!    see `update.rs`): each is written anew into its own temporary file,
 //!    copying what no change reaches.
@@ -10,23 +11,25 @@
 //!    when `split_after` changes) in parallel, each into its own temporary
 //!    file ([`MainStep::GrowingTrees`]): their top levels together, in
 //!    passes that read each vector once for all of them (see
-//!    `top_levels.rs`), the rest depth first, tree by tree. The slot chunks
-//!    that change are packed into a temporary file too. Nothing is written
-//!    to LMDB until here, and `cancel` is polled at every node (in the
-//!    shared levels, at every level and every 1,024 items).
-//! 4. Delete the metadata, the change marks and the chunks that are
-//!    replaced ([`MainStep::RemovingOldTrees`]), then write the directory,
-//!    the slot chunks, the items' slots (over their staged entries) and the
-//!    trees ([`MainStep::WritingNodes`]).
-//! 5. Write the metadata last ([`MainStep::WritingMetadata`]).
+//!    `top_levels.rs`), the rest depth first, tree by tree. The codes of
+//!    the slots are made too (copied from the first tree's run for the
+//!    items kept). Nothing is written to LMDB until here, and `cancel` is
+//!    polled at every node (in the shared levels, at every level and every
+//!    1,024 items).
+//! 4. Delete the metadata, the change marks and the trees, partitions and
+//!    runs that are replaced ([`MainStep::RemovingOldTrees`]), then write
+//!    the directory, the trees and each tree's partitions and run
+//!    ([`MainStep::WritingNodes`]).
+//! 5. Write the free slots and the metadata last
+//!    ([`MainStep::WritingMetadata`]).
 //!
 //! A build that fails or is cancelled before step 4 has written nothing
 //! but the index's header (written with its first item anyway); one that
 //! fails during step 4 or 5 leaves the index without metadata in the
 //! transaction, which readers refuse with [`Error::NotBuilt`] rather than
 //! answer from a half-written forest, and which the next build rebuilds
-//! from every item. Either way, aborting the transaction keeps the last
-//! committed index.
+//! from every item, whose vectors and entries no build touches. Either
+//! way, aborting the transaction keeps the last committed index.
 
 mod changes;
 mod frozen;
@@ -334,11 +337,11 @@ impl<'a, D: Distance> Builder<'a, D> {
     /// panic in a build worker or in a callback is returned as
     /// [`Error::BuildPanicked`].
     ///
-    /// A write transaction holding more than about 512 MiB of changed pages
-    /// makes LMDB spill them to the file, and a build that then replaces
-    /// every staged item is much slower: a million 128-dimension vectors
-    /// loaded and built in one transaction took 233 s to build, 17 s when
-    /// the items were committed first. Commit large loads before building.
+    /// The vectors are already in their slots (`add_item` wrote them
+    /// there): a build reads them and writes only the trees, the
+    /// directory, the partitions and runs, and the metadata, so a load and
+    /// its first build fit in one transaction at any size the map allows
+    /// (a million 384-dimension vectors included).
     ///
     /// # Examples
     ///

@@ -1,12 +1,14 @@
-//! The read layer: what a build packs and what queries walk.
+//! The slots, where `add_item` writes vectors, and the read layer, what a
+//! build writes and queries walk.
 //!
-//! Everything a query touches lives in large LMDB values: the slots (item
-//! ids and vectors in slot order, `slots.rs`) and each tree's nodes in
-//! chunks (`tree.rs`). A value larger than a page lives in contiguous
-//! overflow pages, which `get` hands back as one slice, valid for the whole
-//! transaction; [`Layout::open`] looks up every value once, so a query
-//! makes no LMDB call per node or per candidate. The build spools new
-//! values (`spool.rs`) while it reads, and copies them in at the end.
+//! Everything a query touches lives in LMDB values of many pages: the
+//! slots (item ids and vectors, `slots.rs`), each tree's nodes in chunks
+//! (`tree.rs`) and its partitions and run of codes (`partitions.rs`). A
+//! value larger than a page lives in contiguous overflow pages, which `get`
+//! hands back as one slice, valid for the whole transaction;
+//! [`Layout::open`] looks up every value once, so a query makes no LMDB
+//! call per node or per candidate. The build spools new values (`spool.rs`)
+//! while it reads, and copies them in at the end.
 
 mod directory;
 mod partitions;

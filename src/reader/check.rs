@@ -189,10 +189,12 @@ impl<D: Distance> Reader<'_, D> {
     /// The trees: every node decodes, no node is reached twice or never,
     /// each tree holds every item of the build exactly once, in buckets of
     /// at most `split_after`. The slots: each holds a distinct item of the
-    /// build, with a vector as the codec writes it and the code of that
-    /// vector; the directory and each built item's entry name its slot. The
-    /// write layer: every staged item and every change mark agrees with the
-    /// build, and no stray entry remains.
+    /// build, with a vector as the codec writes it; the runs hold the code
+    /// of each vector; the directory and each built item's entry name its
+    /// slot; the free slots are listed for new vectors as the build left
+    /// them. The write layer: every change mark agrees with the build, every
+    /// item changed since is in a slot written since that holds it, and no
+    /// stray entry remains.
     pub fn check(&self, rtxn: &RoTxn) -> Result<()> {
         let metadata = &self.metadata;
         let slots = &self.layout.slots;
