@@ -20,8 +20,8 @@ use crate::inspect::human_bytes;
 pub struct BuildArgs {
     #[command(flatten)]
     pub target: IndexArgs,
-    /// The number of trees (default: from the items and dimensions).
-    #[arg(long)]
+    /// The number of trees, 1 to 4096 (default: from the items and dimensions).
+    #[arg(long, value_parser = crate::parse_trees)]
     pub trees: Option<usize>,
     /// The most items a bucket holds (default: from the dimensions).
     #[arg(long)]

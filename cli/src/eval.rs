@@ -28,11 +28,11 @@ pub struct EvalArgs {
     #[arg(long)]
     pub truth: Option<PathBuf>,
     /// Neighbours per query: recall@k.
-    #[arg(short = 'k', long, default_value = "10")]
+    #[arg(short = 'k', long, default_value = "10", value_parser = crate::parse_count("neighbours to return"))]
     pub count: NonZeroUsize,
     /// The search_k values to sweep, comma separated [default: from k x 10
     /// up to every item, by factors of about 3].
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', value_parser = crate::parse_count("candidates to score"))]
     pub search_k: Vec<NonZeroUsize>,
     /// The re-ranking settings, one line of the plot each: `bound` (the
     /// default, by the codes' error bound) or a number of candidates.

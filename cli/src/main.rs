@@ -105,6 +105,25 @@ fn parse_bytes(text: &str) -> Result<usize, String> {
     Ok(((number * scale) as usize).div_ceil(1 << 16) << 16)
 }
 
+/// Reads a tree count: 1 to [`spinney::MAX_TREES`].
+fn parse_trees(text: &str) -> Result<usize, String> {
+    match text.trim().parse::<usize>() {
+        Ok(0) => Err("a forest needs one tree at least".into()),
+        Ok(trees) if trees > spinney::MAX_TREES => Err(format!("an index holds at most {} trees", spinney::MAX_TREES)),
+        Ok(trees) => Ok(trees),
+        Err(_) => Err(format!("`{text}` is not a number of trees")),
+    }
+}
+
+/// Reads a count of at least one of what `what` names, for `-k`,
+/// `--search-k` and `--rerank`.
+fn parse_count(what: &'static str) -> impl Fn(&str) -> Result<std::num::NonZeroUsize, String> + Clone {
+    move |text| match text.trim().parse::<usize>() {
+        Ok(count) => std::num::NonZeroUsize::new(count).ok_or_else(|| format!("{what}: give 1 or more")),
+        Err(_) => Err(format!("`{text}` is not a number of {what}")),
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {

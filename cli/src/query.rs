@@ -30,13 +30,13 @@ pub struct QueryArgs {
     #[arg(long)]
     pub file: Option<PathBuf>,
     /// How many neighbours.
-    #[arg(short = 'k', long, default_value = "10")]
+    #[arg(short = 'k', long, default_value = "10", value_parser = crate::parse_count("neighbours to return"))]
     pub count: NonZeroUsize,
     /// How many candidates to gather from the trees (see QueryBuilder::search_k).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::parse_count("candidates to score"))]
     pub search_k: Option<NonZeroUsize>,
     /// How many candidates to rank by their exact distance (see QueryBuilder::rerank).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::parse_count("candidates to rank exactly"))]
     pub rerank: Option<NonZeroUsize>,
     /// Only answer with the ids listed in this file (separated by spaces, commas or lines).
     #[arg(long, value_name = "IDS")]

@@ -359,8 +359,23 @@ fn mistakes_get_one_line_saying_what_to_do() {
     fails(&["query", &db, "--vector", "[1, 2]"], 1, "the vector has 2 dimensions but the index has 8");
     fails(&["query", &db, "--vector", "[1, 2"], 1, "--vector is not JSON");
     fails(&["query", &db, "--id", "999"], 1, "item 999 is not in index 0");
-    let zero = spinney(&["query", &db, "--id", "1", "-k", "0"]);
-    assert_eq!(zero.status.code(), Some(2), "clap refuses -k 0");
+    // Counts of zero say what they count (issue 22: `-k 0` said "number
+    // would be zero for non-zero type"), and `--trees 0` is refused rather
+    // than taken as one tree.
+    for (args, needle) in [
+        (["query", &db, "--id", "1", "-k", "0"], "neighbours to return: give 1 or more"),
+        (["query", &db, "--id", "1", "--search-k", "0"], "candidates to score: give 1 or more"),
+        (["query", &db, "--id", "1", "--rerank", "0"], "candidates to rank exactly: give 1 or more"),
+    ] {
+        let refused = spinney(&args);
+        assert_eq!(refused.status.code(), Some(2), "{args:?}");
+        assert!(String::from_utf8_lossy(&refused.stderr).contains(needle), "{args:?}");
+    }
+    for (trees, needle) in [("0", "a forest needs one tree at least"), ("4097", "at most 4096 trees")] {
+        let refused = spinney(&["build", &db, "--trees", trees]);
+        assert_eq!(refused.status.code(), Some(2), "--trees {trees}");
+        assert!(String::from_utf8_lossy(&refused.stderr).contains(needle), "--trees {trees}");
+    }
     fails(&["query", &db, "--index", "7", "--id", "1"], 1, "there is no index 7; `spinney ls");
     fails(&["stats", &db, "--database", "other"], 1, "no database named \"other\"");
     // A second named database is created in an existing environment.
