@@ -113,6 +113,24 @@ fn a_count_beyond_the_items_returns_them_all() {
     }
 }
 
+/// Found by a review (issue 20 #7): a re-ranking of `NonZeroUsize::MAX`
+/// overflowed doubling it for the short list (a panic in debug builds).
+/// It ranks every candidate exactly instead.
+#[test]
+fn the_largest_rerank_ranks_every_candidate() {
+    let test = TestEnv::new(64 * MIB);
+    let db = test.database::<Cosine>();
+    let data = data::clustered(500, 1, 128, 4);
+    build_index(&test, db, 0, &data.base, Some(2), 9);
+    let rtxn = test.env.read_txn().unwrap();
+    let reader = Reader::<Cosine>::open(&rtxn, 0, db).unwrap();
+    let every = NonZeroUsize::new(500).unwrap();
+    let query = data.queries.get(0);
+    let exact = reader.nns(10).search_k(every).rerank(every).by_vector(&rtxn, query).unwrap();
+    let largest = reader.nns(10).search_k(every).rerank(NonZeroUsize::MAX).by_vector(&rtxn, query).unwrap();
+    assert_eq!(largest, exact);
+}
+
 #[test]
 fn extreme_ids_round_trip() {
     let test = TestEnv::new(16 * MIB);

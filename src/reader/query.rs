@@ -234,7 +234,7 @@ impl<'s> Shortlist<'s> {
             }
         };
         let next_cut = match mode {
-            Mode::Keep(keep) => 2 * keep,
+            Mode::Keep(keep) => keep.saturating_mul(2),
             Mode::Bounds { count, .. } => 1024.max(4 * count),
         };
         Shortlist { items, mode, bound: f32::INFINITY, next_cut, offered: 0, blocks: 0, id }
