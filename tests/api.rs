@@ -490,3 +490,32 @@ fn a_built_index_fills_its_pages() {
     let raw = (set.base.len() * 384 * 4) as f64;
     assert!(used / raw <= 1.35, "the index takes {:.2}x the raw vectors", used / raw);
 }
+
+/// Finite but huge vectors (values of 1e19, whose squares overflow `f32`)
+/// among ordinary ones: their codes' estimates overflow, and the answer is
+/// still brute force's. (Issue 20 #5 reports that a NaN bound empties an
+/// answer; this case does not reach it.)
+#[test]
+fn huge_finite_vectors_answer_like_brute_force() {
+    let test = TestEnv::new(64 * MIB);
+    let db = test.database::<Euclidean>();
+    let mut set = data::clustered(300, 3, 128, 6);
+    for i in 0..10 {
+        let huge: Vec<f32> = (0..128).map(|j| if (i + j) % 2 == 0 { 1e19 } else { -1e19 }).collect();
+        set.base.values[i * 128..(i + 1) * 128].copy_from_slice(&huge);
+    }
+    build_index(&test, db, 0, &set.base, Some(2), 3);
+    let rtxn = test.env.read_txn().unwrap();
+    let reader = Reader::<Euclidean>::open(&rtxn, 0, db).unwrap();
+    for q in 0..3 {
+        let query = set.queries.get(q);
+        let mut exact: Vec<(f32, u32)> =
+            (0..300).map(|i| (data::exact_distance("euclidean", query, set.base.get(i)), i as u32)).collect();
+        exact.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        let every = NonZeroUsize::new(300).unwrap();
+        let found = reader.nns(10).search_k(every).by_vector(&rtxn, query).unwrap();
+        let ids: Vec<u32> = found.iter().map(|&(id, _)| id).collect();
+        let expected: Vec<u32> = exact[..10].iter().map(|&(_, id)| id).collect();
+        assert_eq!(ids, expected, "query {q}: {found:?}");
+    }
+}
