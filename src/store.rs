@@ -172,11 +172,15 @@ pub(crate) fn delete_mode(db: RawDatabase, wtxn: &mut RwTxn, index: u16, mode: N
     Ok(db.delete_range(wtxn, &range)?)
 }
 
-/// Deletes what a build writes for `index`: its trees, directory,
-/// partitions and runs (the slots stay).
+/// Deletes what a build writes for `index` beside its metadata and
+/// codebook: its trees, directory, partitions and runs, and the list of its
+/// free slots with the count new vectors took (the slots stay).
 pub(crate) fn delete_read_layer(db: RawDatabase, wtxn: &mut RwTxn, index: u16) -> Result<()> {
     for mode in [NodeMode::Tree, NodeMode::Directory, NodeMode::Partitions, NodeMode::Runs] {
         delete_mode(db, wtxn, index, mode)?;
+    }
+    for key in [Key::free_slots(index), Key::reused(index)] {
+        db.delete(wtxn, &key)?;
     }
     Ok(())
 }

@@ -111,9 +111,8 @@ impl<D: Distance> Writer<D> {
         store::delete_mode(db, wtxn, index, NodeMode::LegacySlots)?;
         store::delete_mode(db, wtxn, index, NodeMode::Updated)?;
         store::delete_read_layer(db, wtxn, index)?;
-        for key in [Key::metadata(index), Key::codebook(index), Key::free_slots(index), Key::reused(index)] {
-            db.delete(wtxn, &key)?;
-        }
+        db.delete(wtxn, &Key::metadata(index))?;
+        db.delete(wtxn, &Key::codebook(index))?;
         self.write_upgraded_header(wtxn, dimensions)
     }
 

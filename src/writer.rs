@@ -155,9 +155,6 @@ impl<D: Distance> Writer<D> {
         for mode in [NodeMode::Updated, NodeMode::Item, NodeMode::Slots] {
             store::delete_mode(self.db, wtxn, self.index, mode)?;
         }
-        for key in [Key::free_slots(self.index), Key::reused(self.index)] {
-            self.db.delete(wtxn, &key)?;
-        }
         store::delete_read_layer(self.db, wtxn, self.index)?;
         if let Some(metadata) = store::metadata(self.db, wtxn, self.index)? {
             let emptied = Metadata {
@@ -234,9 +231,8 @@ impl<D: Distance> Writer<D> {
             self.restage_items::<ND>(wtxn)?;
             store::delete_mode(self.db, wtxn, index, NodeMode::Updated)?;
             store::delete_read_layer(self.db, wtxn, index)?;
-            for key in [Key::metadata(index), Key::codebook(index), Key::free_slots(index), Key::reused(index)] {
-                self.db.delete(wtxn, &key)?;
-            }
+            self.db.delete(wtxn, &Key::metadata(index))?;
+            self.db.delete(wtxn, &Key::codebook(index))?;
             self.write_header::<ND>(wtxn)?;
         }
         let Writer { db, index, dimensions, tmpdir, marker: _ } = self;

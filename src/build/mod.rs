@@ -527,17 +527,16 @@ impl<'a, D: Distance> Builder<'a, D> {
         self.step(MainStep::RemovingOldTrees, None)?;
         db.delete(wtxn, &Key::metadata(index))?;
         store::delete_mode(db, wtxn, index, NodeMode::Updated)?;
-        if fresh {
+        // A fresh build has trees, and replaces the codebook too.
+        if trees.is_some() {
             store::delete_read_layer(db, wtxn, index)?;
+        }
+        if fresh {
             db.delete(wtxn, &Key::codebook(index))?;
             if let Some(codebook) = codebook {
                 let mut bytes = Vec::new();
                 codebook.encode_into(&mut bytes);
                 db.put(wtxn, &Key::codebook(index), &bytes)?;
-            }
-        } else if trees.is_some() {
-            for mode in [NodeMode::Tree, NodeMode::Partitions, NodeMode::Runs, NodeMode::Directory] {
-                store::delete_mode(db, wtxn, index, mode)?;
             }
         }
 

@@ -27,7 +27,9 @@ pub use self::partitions::partition_items;
 pub(crate) use self::partitions::{
     PADDING, SlotCodes, TreeRun, centroid, encode as encode_partitions, open as open_runs,
 };
-pub(crate) use self::slots::{NewSlots, SlotGeometry, SlotTable, read_slot, write_free_slots, write_slot};
+pub(crate) use self::slots::{
+    NewSlots, SlotGeometry, SlotTable, read_slot, reused_count, write_free_slots, write_slot,
+};
 pub(crate) use self::spool::{Spool, Spooled};
 pub use self::tree::MAX_BUCKET;
 #[cfg(feature = "fuzzing")]

@@ -216,7 +216,7 @@ pub(crate) fn read_slot<'t, D: Distance>(
 
 /// The number of slots of `index`: those of every chunk, found from the
 /// last one (one cursor step and its value).
-pub(crate) fn slot_count(db: RawDatabase, rtxn: &RoTxn, index: u16, geometry: SlotGeometry) -> Result<u64> {
+fn slot_count(db: RawDatabase, rtxn: &RoTxn, index: u16, geometry: SlotGeometry) -> Result<u64> {
     let Some((chunk, bytes)) = store::last_entry(db, rtxn, index, NodeMode::Slots)? else { return Ok(0) };
     match geometry.records(bytes) {
         Some((_, count)) => Ok(u64::from(chunk) * u64::from(geometry.per_chunk) + count as u64),
@@ -226,7 +226,7 @@ pub(crate) fn slot_count(db: RawDatabase, rtxn: &RoTxn, index: u16, geometry: Sl
 
 /// Writes `item` with `leaf` (its header and vector, encoded) in a slot of
 /// `index` no item holds: the next free slot of the last build that no new
-/// vector took since, if the index is built, or else the next slot, at the
+/// vector took since, if it listed one, or else the next slot, at the
 /// end of the last chunk or in a new one. Returns the slot.
 pub(crate) fn write_slot(
     db: RawDatabase,
@@ -269,20 +269,26 @@ pub(crate) fn write_slot(
 }
 
 /// The next free slot of the last build of `index` that no new vector took
-/// since, and how many took one, if it is built and has one.
+/// since, and how many took one, if it has one. The list and the count are
+/// written by a build and deleted with its read layer, always together, and
+/// the slots they leave name no item's entry: an index whose build was cut
+/// short after deleting its metadata may still hand them out.
 fn free_slot(db: RawDatabase, rtxn: &RoTxn, index: u16) -> Result<Option<(u32, u32)>> {
-    if !store::is_built(db, rtxn, index)? {
-        return Ok(None);
-    }
     let Some(free) = store::get(db, rtxn, Key::free_slots(index))? else { return Ok(None) };
-    let reused = match store::get(db, rtxn, Key::reused(index))? {
-        Some(bytes) => u32::from_le_bytes(
-            bytes.try_into().map_err(|_| Error::corrupted(Key::reused(index), "a count is 4 bytes"))?,
-        ),
-        None => 0,
-    };
+    let reused = reused_count(db, rtxn, index)?;
     let at = reused as usize * 4;
     Ok(free.get(at..at + 4).map(|slot| (u32::from_le_bytes([slot[0], slot[1], slot[2], slot[3]]), reused)))
+}
+
+/// How many of the free slots of the last build of `index` new vectors took.
+pub(crate) fn reused_count(db: RawDatabase, rtxn: &RoTxn, index: u16) -> Result<u32> {
+    match store::get(db, rtxn, Key::reused(index))? {
+        Some(bytes) => bytes
+            .try_into()
+            .map(u32::from_le_bytes)
+            .map_err(|_| Error::corrupted(Key::reused(index), "a count is 4 bytes")),
+        None => Ok(0),
+    }
 }
 
 /// Writes the free slots of a build of `index`, for new vectors to take,

@@ -7,7 +7,7 @@ use super::Reader;
 use crate::codes::{self, CodeWriter, Codes};
 use crate::error::Error;
 use crate::key::{Key, NodeMode};
-use crate::layout::{NodeView, PADDING, centroid, node_key};
+use crate::layout::{NodeView, PADDING, centroid, node_key, reused_count};
 use crate::store;
 use crate::vector::VectorCodec;
 use crate::{Distance, Result};
@@ -174,11 +174,7 @@ impl<D: Distance> Reader<'_, D> {
         if listed != expected {
             return Err(Error::corrupted(free_key, "the free slots differ from the build's"));
         }
-        let reused = store::get(self.db, rtxn, reused_key)?.map(|bytes| match <[u8; 4]>::try_from(bytes) {
-            Ok(count) => u32::from_le_bytes(count) as usize,
-            Err(_) => usize::MAX,
-        });
-        if reused.is_some_and(|reused| reused > listed.len() / 4) {
+        if reused_count(self.db, rtxn, self.index)? as usize > listed.len() / 4 {
             return Err(Error::corrupted(reused_key, "more free slots taken than the build left"));
         }
         Ok(())
@@ -289,10 +285,8 @@ impl<D: Distance> Reader<'_, D> {
             let slot = store::decode_slot::<D>(key, bytes)?;
             // A built item in its slot, or a changed one in a slot written
             // since the build.
-            let agrees = match live.contains(slot) {
-                true => true,
-                false => marked.contains(key.id) && (slot >= n_slots || metadata.free.contains(slot)),
-            };
+            let agrees =
+                live.contains(slot) || marked.contains(key.id) && (slot >= n_slots || metadata.free.contains(slot));
             if !agrees || slot >= slots.len() || slots.id(slot) != key.id {
                 return Err(Error::corrupted(key, format!("the item's slot {slot} does not hold it")));
             }
