@@ -706,7 +706,7 @@ impl<'r, 't, D: Distance> QueryBuilder<'r, 't, D> {
                 let mut fresh = |slot| keeps(slot);
                 for chunk in &run.chunks {
                     for block in 0..chunk.lanes() / BLOCK {
-                        self.offer_block(query, codes, chunk, block, &mut fresh, &mut scores, best)?;
+                        self.offer_block(query, codes, (0, chunk), block, &mut fresh, &mut scores, best)?;
                     }
                 }
             }
@@ -903,22 +903,23 @@ impl<'r, 't, D: Distance> QueryBuilder<'r, 't, D> {
                 // same estimate then, and a bound no smaller: it is not
                 // offered twice, and one not offered then is not now.
                 let mut fresh = |slot| first_sight(seen, touched, slot).is_some() && keeps(slot);
-                self.offer_block(query, codes, chunk, block, &mut fresh, &mut scores, best)?;
+                self.offer_block(query, codes, (tree, chunk), block, &mut fresh, &mut scores, best)?;
             }
         }
         Ok(visits as u64)
     }
 
-    /// Estimates block `block` of a run chunk into `scores` and offers the
-    /// slots `fresh` accepts (it may mark them seen) whose first score can
-    /// make the list as it stands (see [`QueryBuilder::passing`]).
+    /// Estimates block `block` of a chunk of tree `tree`'s run into `scores`
+    /// and offers the slots `fresh` accepts (it may mark them seen) whose
+    /// first score can make the list as it stands (see
+    /// [`QueryBuilder::passing`]).
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
     fn offer_block(
         &self,
         query: &D::Query,
         codes: &CodeQuery,
-        chunk: &RunChunk<'_>,
+        (tree, chunk): (u32, &RunChunk<'_>),
         block: usize,
         fresh: &mut impl FnMut(u32) -> bool,
         scores: &mut ([f32; BLOCK], [f32; BLOCK]),
@@ -937,7 +938,7 @@ impl<'r, 't, D: Distance> QueryBuilder<'r, 't, D> {
                 continue;
             }
             if slot >= n_slots {
-                return Err(self.slot_past_the_end(slot));
+                return Err(self.slot_past_the_end(tree, slot));
             }
             if fresh(slot) {
                 self.offer(query, best, slot, estimates[lane], errors[lane]);
@@ -946,11 +947,11 @@ impl<'r, 't, D: Distance> QueryBuilder<'r, 't, D> {
         Ok(())
     }
 
-    /// The error of a run that names a slot past the last.
+    /// The error of tree `tree`'s run naming a slot past the last.
     #[cold]
-    fn slot_past_the_end(&self, slot: u32) -> Error {
-        let reason = format!("a run holds slot {slot} of {}", self.reader.metadata.n_slots);
-        Error::corrupted(Key::partitions(self.reader.index, 0), reason)
+    fn slot_past_the_end(&self, tree: u32, slot: u32) -> Error {
+        let reason = format!("the run holds slot {slot} of {}", self.reader.metadata.n_slots);
+        Error::corrupted(Key::partitions(self.reader.index, tree), reason)
     }
 
     /// Scores the gathered candidates exactly into `best`, in slot order so
