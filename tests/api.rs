@@ -8,7 +8,7 @@ use std::num::NonZeroUsize;
 use common::{MIB, TestEnv, build_index, data};
 use roaring::RoaringBitmap;
 use spinney::distances::{Cosine, DotProduct, Euclidean, Manhattan};
-use spinney::{Distance, MainStep, Reader, Writer};
+use spinney::{Database, Distance, MainStep, Reader, Writer};
 
 fn build<D: Distance>(test: &TestEnv, writer: &Writer<D>, n_trees: usize) {
     let mut wtxn = test.env.write_txn().unwrap();
@@ -99,12 +99,19 @@ fn indexes_lists_every_index_whatever_its_distance() {
     assert!(refused.to_string().contains("the next key is not spinney's"), "{refused}");
 }
 
-#[test]
-fn a_count_beyond_the_items_returns_them_all() {
+/// Index 0 of a fresh database: `n` clustered items of 128 dimensions,
+/// cosine, two trees; with the data set.
+fn cosine_index(n: usize) -> (TestEnv, Database<'static, Cosine>, data::Dataset) {
     let test = TestEnv::new(64 * MIB);
     let db = test.database::<Cosine>();
-    let data = data::clustered(200, 1, 128, 4);
+    let data = data::clustered(n, 1, 128, 4);
     build_index(&test, db, 0, &data.base, Some(2), 9);
+    (test, db, data)
+}
+
+#[test]
+fn a_count_beyond_the_items_returns_them_all() {
+    let (test, db, data) = cosine_index(200);
     let rtxn = test.env.read_txn().unwrap();
     let reader = Reader::<Cosine>::open(&rtxn, 0, db).unwrap();
     // usize::MAX once overflowed sizing the query's scratch.
@@ -118,10 +125,7 @@ fn a_count_beyond_the_items_returns_them_all() {
 /// It ranks every candidate exactly instead.
 #[test]
 fn the_largest_rerank_ranks_every_candidate() {
-    let test = TestEnv::new(64 * MIB);
-    let db = test.database::<Cosine>();
-    let data = data::clustered(500, 1, 128, 4);
-    build_index(&test, db, 0, &data.base, Some(2), 9);
+    let (test, db, data) = cosine_index(500);
     let rtxn = test.env.read_txn().unwrap();
     let reader = Reader::<Cosine>::open(&rtxn, 0, db).unwrap();
     let every = NonZeroUsize::new(500).unwrap();
