@@ -4,8 +4,8 @@
 //! beside your own data in one [`heed`] database: the same file, the same
 //! transactions, the same crash safety. Each vector is written once, when
 //! it is added, into a chunk of slots; a build writes beside them what
-//! queries read (tree nodes, and each tree's compact codes in partition
-//! order) in large values, which queries walk in place in LMDB's memory map
+//! queries read (tree nodes, and compact codes of the vectors in clusters,
+//! one run of them per tree) in large values, which queries walk in place in LMDB's memory map
 //! with no LMDB call per node or per candidate: memory use is bounded by
 //! the OS page cache, not by the size of the index. Builds grow the trees
 //! in parallel with rayon.
@@ -60,18 +60,20 @@
 //!   two-means until a node holds at most `split_after` items (a bucket).
 //!   Each tree is grown from its own random stream, so the same seed gives
 //!   the same bytes whatever the number of threads.
-//! - **Partitions.** In an index with codes (the `f32` distances from
-//!   [`MIN_CODE_DIMENSIONS`] dimensions) each tree is cut into its largest
-//!   subtrees of at most [`partition_items`] items, each with the code of
-//!   its centroid and a copy of its items' codes, read as one run.
+//! - **Partitions.** An index with codes (the `f32` distances from
+//!   [`MIN_CODE_DIMENSIONS`] dimensions) has one run of codes per tree, cut
+//!   into [`partition_count`] partitions: k-means clusters of the vectors,
+//!   each with the code of its centroid and a copy of its items' codes. The
+//!   first run holds each item in its nearest cluster, each further run in
+//!   a neighbouring one that covers what the runs before miss.
 //! - **Incremental builds.** After the first build, a build updates the
 //!   existing trees for what changed since: work proportional to the changes
 //!   and the paths they take, not to the index. Buckets that overflow are
-//!   split, splits that empty collapse, lopsided splits are regrown. The
-//!   partitions and their runs are then written anew.
+//!   split, splits that empty collapse, lopsided splits are regrown. New
+//!   items join their nearest clusters, and the runs are written anew.
 //! - **Reads never stop.** [`Reader::open`] works while changes are pending
 //!   and answers from the last build (see [`Reader`]).
-//! - **Queries** ([`Reader::nns`]) rank every tree's partitions by their
+//! - **Queries** ([`Reader::nns`]) rank every run's partitions by their
 //!   centroids and score the codes of the nearest until they have scored
 //!   `search_k` (without codes: descend all trees at once, best side first,
 //!   and gather `search_k` candidates from the buckets they reach), or scan
@@ -242,6 +244,7 @@ pub mod distances {
     };
 }
 
+pub use build::partition_count;
 pub use build::{Builder, DEFAULT_TREES_WITH_CODES, MAX_TREES, default_n_trees, default_split_after};
 pub use codes::MIN_DIMENSIONS as MIN_CODE_DIMENSIONS;
 pub use distance::Distance;
@@ -250,7 +253,6 @@ pub use heed;
 pub use kernels::implementation as kernel_implementation;
 #[doc(hidden)]
 pub use kernels::{Kernels, available as available_kernels};
-pub use layout::partition_items;
 pub use listing::{IndexInfo, indexes};
 pub use progress::{MainStep, SubStep, WriterProgress};
 pub use reader::{

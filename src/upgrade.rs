@@ -11,8 +11,12 @@
 //! differently (ids, then codes, then headers, then vectors, in chunks of
 //! a power of two of slots) and a changed item's vector in its entry.
 //!
-//! Every upgrade reads each item's current vector from wherever its format
-//! kept it, writes them all into format 5's slots, in id order (spooled to
+//! Format 5 kept the slots and entries format 6 keeps; only its runs, which
+//! padded every partition to whole blocks, are another layout. Its upgrade
+//! keeps every slot and entry and drops what a build recomputes.
+//!
+//! Every other upgrade reads each item's current vector from wherever its format
+//! kept it, writes them all into format 6's slots, in id order (spooled to
 //! a temporary file first: they are read from the values they replace),
 //! and drops what a build recomputes: the trees, partitions and runs, the
 //! change marks, the codebook and the metadata. The next build grows a new
@@ -39,9 +43,11 @@ use crate::{Distance, FORMAT_VERSION, Result};
 const UNLABELLED: std::ops::RangeInclusive<u32> = 1..=2;
 /// The format versions with slot chunks.
 const SLOTTED: std::ops::RangeInclusive<u32> = 3..=4;
+/// The format whose slots and entries are the current format's.
+const SAME_SLOTS: u32 = 5;
 
 impl<D: Distance> Writer<D> {
-    /// Converts this index, written in format 1, 2, 3 or 4 by an older
+    /// Converts this index, written in format 1, 2, 3, 4 or 5 by an older
     /// release, to the current format, in `wtxn`; returns whether there was
     /// anything to convert (`false` for an index already in the current
     /// format, or never written).
@@ -77,6 +83,13 @@ impl<D: Distance> Writer<D> {
             self.header(wtxn)?;
             return Ok(false);
         }
+        if version == SAME_SLOTS {
+            let header = Header::decode(bytes).map_err(|e| Error::corrupted(header_key, e))?;
+            self.check_old(header.dimensions, &header.distance)?;
+            let dimensions = header.dimensions;
+            self.drop_built(wtxn)?;
+            return self.write_upgraded_header(wtxn, dimensions);
+        }
         let (dimensions, slotted) = if SLOTTED.contains(&version) {
             let header = Header::decode(bytes).map_err(|e| Error::corrupted(header_key, e))?;
             self.check_old(header.dimensions, &header.distance)?;
@@ -109,11 +122,19 @@ impl<D: Distance> Writer<D> {
         // Format 2's marks held vectors and its mode 3 held tree nodes.
         slots.write(db, wtxn, index)?;
         store::delete_mode(db, wtxn, index, NodeMode::LegacySlots)?;
+        self.drop_built(wtxn)?;
+        self.write_upgraded_header(wtxn, dimensions)
+    }
+
+    /// Deletes what a build recomputes: the change marks, the read layer,
+    /// the metadata and the codebook.
+    fn drop_built(&self, wtxn: &mut RwTxn) -> Result<()> {
+        let (db, index) = (self.db, self.index);
         store::delete_mode(db, wtxn, index, NodeMode::Updated)?;
         store::delete_read_layer(db, wtxn, index)?;
         db.delete(wtxn, &Key::metadata(index))?;
         db.delete(wtxn, &Key::codebook(index))?;
-        self.write_upgraded_header(wtxn, dimensions)
+        Ok(())
     }
 
     /// Refuses an old index of another distance or other dimensions than

@@ -11,13 +11,16 @@ use crate::metadata::Header;
 
 /// The on-disk format this release reads and writes.
 ///
+/// Version 6 lays each run's partitions one after another, padding only
+/// the end of a chunk to a whole block, where version 5 padded every
+/// partition; its partitions are clusters of the items, not subtrees.
 /// Version 5 writes each vector once, in its slot, when it is added, and
 /// keeps codes only in the runs. Version 4 adds, for the indexes with codes, each tree's partitions and
 /// its own copy of the codes in their order. Version 3 keeps items in two
 /// layers: entries written by every change, and the slots and tree chunks a
 /// build packs for queries. Version 2 stored an entry per item and per tree
 /// node; version 1 stored split normals as `f32`s.
-pub const FORMAT_VERSION: u32 = 5;
+pub const FORMAT_VERSION: u32 = 6;
 
 /// Decodes a stored header, refusing other format versions.
 pub(crate) fn check(key: Key, bytes: &[u8]) -> Result<Header<'_>, Error> {

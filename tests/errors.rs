@@ -116,11 +116,11 @@ fn an_unknown_format_version() {
     let header = Key { index: 4, mode: NodeMode::Metadata, id: 1 };
     // Format 2 stored the bare version here; a future format a longer
     // header: reads, builds, writes and distance changes refuse both.
-    for (found, bytes) in [(2u32, 2u32.to_le_bytes().to_vec()), (6, [&6u32.to_le_bytes()[..], &[9; 12]].concat())] {
+    for (found, bytes) in [(2u32, 2u32.to_le_bytes().to_vec()), (7, [&7u32.to_le_bytes()[..], &[9; 12]].concat())] {
         let mut wtxn = test.env.write_txn().unwrap();
         raw(db).put(&mut wtxn, &header, &bytes).unwrap();
         let err = Reader::<Euclidean>::open(&wtxn, 4, db).unwrap_err();
-        assert!(matches!(err, Error::FormatVersion { index: 4, found: f, supported: 5 } if f == found), "{err}");
+        assert!(matches!(err, Error::FormatVersion { index: 4, found: f, supported: 6 } if f == found), "{err}");
         let writer = Writer::<Euclidean>::new(db, 4, 4);
         let err = writer.builder(&mut common::rng(1)).build(&mut wtxn).unwrap_err();
         assert!(matches!(err, Error::FormatVersion { found: f, .. } if f == found), "{err}");

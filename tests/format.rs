@@ -117,7 +117,7 @@ fn format_page_test_vectors() {
         entries.into_iter().find(|(k, _)| k[..] == key.to_bytes()).unwrap().1
     };
     let header = Key { index: 1, mode: NodeMode::Metadata, id: 1 };
-    assert_eq!(value(header), [5, 0, 0, 0, 2, 0, 0, 0, 9, b'e', b'u', b'c', b'l', b'i', b'd', b'e', b'a', b'n']);
+    assert_eq!(value(header), [6, 0, 0, 0, 2, 0, 0, 0, 9, b'e', b'u', b'c', b'l', b'i', b'd', b'e', b'a', b'n']);
     assert_eq!(value(key), [0x01, 0x00, 0x00, 0x00, 0x00]);
     let slots = Key { index: 1, mode: NodeMode::Slots, id: 0 };
     let chunk = value(slots);

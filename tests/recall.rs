@@ -58,7 +58,10 @@ fn small() -> data::Dataset {
 /// 6 trees the recall varies with the build seed: over 16 seeds Euclidean
 /// measured 0.63 to 0.75 at default search_k (mean 0.69), cosine 0.45 to
 /// 0.60 (mean 0.52); the thresholds sit under what the seed here gives.
-/// The top two levels of these trees are split in shared passes.
+/// The top two levels of these trees are split in shared passes. These
+/// sets have codes, so the trees make six runs of clusters instead: 2% of
+/// the codes, spread over six copies of each, measured 0.47 to 0.53 with
+/// this seed.
 const WIDE_TREES: Option<usize> = Some(6);
 
 fn wide() -> data::Dataset {
@@ -92,7 +95,7 @@ fn euclidean_5k_x_768() {
 
 #[test]
 fn cosine_5k_x_768() {
-    assert_recall::<Cosine>(&wide(), WIDE_TREES, 0.48, 0.87);
+    assert_recall::<Cosine>(&wide(), WIDE_TREES, 0.45, 0.87);
 }
 
 #[test]
@@ -105,10 +108,10 @@ fn dot_product_5k_x_768() {
     assert_recall::<DotProduct>(&wide(), WIDE_TREES, 0.50, 0.86);
 }
 
-/// 100,000 embedding-like vectors of 384 dimensions: the default query (a
-/// scan of every code at this size) and a query scoring 5% of the codes in
-/// the trees' partitions both find the ten nearest with recall@10 at least
-/// 0.95 (0.998 and 0.97 measured with these seeds).
+/// 100,000 embedding-like vectors of 384 dimensions: the default query
+/// (15,000 codes of the partitions nearest the query) and a query scoring
+/// 5% of the codes both find the ten nearest with recall@10 at least 0.95
+/// (0.997 and 0.997 measured with these seeds).
 #[test]
 fn queries_at_100k_items_find_the_neighbours() {
     let dataset = data::embeddings(100_000, 100, 384, common::seed(8));

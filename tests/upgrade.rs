@@ -1,5 +1,5 @@
 //! Upgrading in place databases written by the last releases of formats 2,
-//! 3 and 4.
+//! 3, 4 and 5.
 //!
 //! `tests/fixtures/format-2/data.mdb` was written by spinney at commit
 //! d67bb64 (format 2): index 0, Euclidean, items 0..300 of 16 dimensions,
@@ -16,6 +16,11 @@
 //! f467233 (format 4) the same way: index 0, cosine, items 0..300 of 128
 //! dimensions, 3 trees, then item 7 deleted, item 8 replaced by
 //! `vector(9008, 128)` and item 300 added, committed without a build.
+//!
+//! `tests/fixtures/format-5/data.mdb` was written by spinney at commit
+//! 0620433 (format 5) the same way (index 0, cosine, items 0..300 of 128
+//! dimensions, 3 trees, seed 1, then item 7 deleted, item 8 replaced by
+//! `vector(9008, 128)` and item 300 added, committed without a build).
 
 mod common;
 
@@ -46,7 +51,7 @@ fn upgrade_and_build<D: Distance>(test: &TestEnv, index: u16, dimensions: usize,
     let db = test.database::<D>();
     let rtxn = test.env.read_txn().unwrap();
     let err = Reader::<D>::open(&rtxn, index, db).unwrap_err();
-    assert!(matches!(err, Error::FormatVersion { found: 2..=4, supported: 5, .. }), "{err}");
+    assert!(matches!(err, Error::FormatVersion { found: 2..=5, supported: 6, .. }), "{err}");
     drop(rtxn);
 
     let mut wtxn = test.env.write_txn().unwrap();
@@ -100,8 +105,14 @@ fn a_format_4_database_is_upgraded_in_place() {
     a_slotted_database_is_upgraded_in_place(4);
 }
 
+#[test]
+fn a_format_5_database_is_upgraded_in_place() {
+    a_slotted_database_is_upgraded_in_place(5);
+}
+
 /// Formats 3 and 4 kept built vectors in slot chunks of their own layout,
-/// and changed ones in their entries.
+/// and changed ones in their entries; format 5 in the slots format 6
+/// keeps, with runs that padded each partition.
 fn a_slotted_database_is_upgraded_in_place(format: u32) {
     let test = fixture(format);
     let mut cosine: BTreeMap<u32, Vec<f32>> = (0..=300).map(|i| (i, vector(i, 128))).collect();

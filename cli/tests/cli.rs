@@ -147,11 +147,11 @@ fn import_build_query_check_and_eval_a_generated_index() {
 
     let imported = ok(&["import", &db, "--index", "3", "--metric", "euclidean", &files.arg("base.fvecs")]);
     assert!(imported.starts_with("imported 2000 vectors of 16 dimensions into index 3 (euclidean)"), "{imported}");
-    assert_eq!(first_index(&db), ["3", "euclidean", "16", "2000", "unbuilt", "2000", "5"]);
+    assert_eq!(first_index(&db), ["3", "euclidean", "16", "2000", "unbuilt", "2000", "6"]);
 
     let built = ok(&["build", &db, "--index", "3", "--trees", "8", "--threads", "1"]);
     assert!(built.starts_with("built index 3: 2000 items, 8 trees"), "{built}");
-    assert_eq!(first_index(&db), ["3", "euclidean", "16", "2000", "8", "0", "5"]);
+    assert_eq!(first_index(&db), ["3", "euclidean", "16", "2000", "8", "0", "6"]);
     assert_eq!(stored(&files.path("db"), 3).len(), 2_000);
 
     // An item's nearest neighbour is itself, at distance 0.
@@ -322,7 +322,7 @@ fn an_index_in_an_older_format_is_named_as_such() {
     write_fvecs(&files.path("16d.fvecs"), &vectors(3, 16));
     let db = files.arg("db");
     assert_eq!(first_index(&db), ["0", "-", "-", "300", "0", "3", "2"]);
-    let old = "index 0 is in format version 2, this release reads version 5; convert it in place with Writer::upgrade";
+    let old = "index 0 is in format version 2, this release reads version 6; convert it in place with Writer::upgrade";
     fails(&["query", &db, "--id", "1"], 1, old);
     fails(&["import", &db, &files.arg("16d.fvecs")], 1, old);
 }
@@ -467,7 +467,7 @@ fn ctrl_c_cancels_a_build_and_keeps_the_committed_index() {
     assert!(rest.contains("error: the build was cancelled; the committed index is as it was"), "{rest}");
 
     // Nothing was built; the items are all there, and a build still works.
-    assert_eq!(first_index(&db), ["0", "euclidean", "32", "20000", "unbuilt", "20000", "5"]);
+    assert_eq!(first_index(&db), ["0", "euclidean", "32", "20000", "unbuilt", "20000", "6"]);
     ok(&["build", &db, "--trees", "4"]);
     assert_eq!(ok(&["check", &db]).trim(), "index 0: ok");
     std::io::stdout().flush().unwrap();

@@ -177,6 +177,19 @@ impl<'a> Codes<'a> {
         self.norms.len() / 4
     }
 
+    /// Asks the CPU to fetch the codes of the slots `lanes` covers (whole
+    /// blocks of them) into its caches.
+    #[inline]
+    pub fn prefetch(&self, lanes: std::ops::Range<usize>) {
+        let blocks = lanes.start / BLOCK..lanes.end.div_ceil(BLOCK);
+        let bytes = &self.blocks[blocks.start * self.block_size..blocks.end * self.block_size];
+        crate::kernels::prefetch(bytes, bytes.len().div_ceil(64));
+        for factors in [self.norms, self.scales] {
+            let bytes = &factors[lanes.start * 4..lanes.end * 4];
+            crate::kernels::prefetch(bytes, bytes.len().div_ceil(64));
+        }
+    }
+
     /// The 4-bit pieces of slot `at`'s code, group by group, and its factors.
     fn pieces(&self, at: usize) -> (impl Iterator<Item = u8> + '_, [f32; 2]) {
         let block = &self.blocks[at / BLOCK * self.block_size..][..self.block_size];

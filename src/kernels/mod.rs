@@ -50,15 +50,15 @@ pub fn available() -> Vec<Kernels> {
     all
 }
 
-/// Asks the CPU to bring `bytes` into its caches ahead of their use: a
-/// hint, which changes no result (a no-op where there is no such
-/// instruction).
+/// Asks the CPU to bring the first `lines` cache lines of `bytes` into its
+/// caches ahead of their use: a hint, which changes no result (a no-op
+/// where there is no such instruction).
 #[inline]
-pub(crate) fn prefetch(bytes: &[u8]) {
+pub(crate) fn prefetch(bytes: &[u8], lines: usize) {
     #[cfg(target_arch = "x86_64")]
-    x86_64::prefetch(bytes);
+    x86_64::prefetch(bytes, lines);
     #[cfg(not(target_arch = "x86_64"))]
-    let _ = bytes;
+    let _ = (bytes, lines);
 }
 
 static KERNELS: LazyLock<Kernels> = LazyLock::new(|| {

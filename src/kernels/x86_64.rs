@@ -210,8 +210,8 @@ pub(super) fn kernels() -> Option<Kernels> {
 /// for every line of a vector filled the CPU's miss buffers and stalled it,
 /// measured on pypi-minilm).
 #[inline]
-pub(super) fn prefetch(bytes: &[u8]) {
-    for line in bytes.chunks(64).take(2) {
+pub(super) fn prefetch(bytes: &[u8], lines: usize) {
+    for line in bytes.chunks(64).take(lines) {
         // SAFETY: PREFETCHT0 is SSE, which every x86-64 CPU has; it reads
         // nothing into the program and never faults, whatever the address
         // (here the start of a line of a live slice).

@@ -23,7 +23,6 @@ pub(crate) use self::directory::spool as spool_directory;
 #[cfg(feature = "fuzzing")]
 pub(crate) use self::partitions::Partitions;
 pub(crate) use self::partitions::RunChunk;
-pub use self::partitions::partition_items;
 pub(crate) use self::partitions::{
     PADDING, SlotCodes, TreeRun, centroid, encode as encode_partitions, open as open_runs,
 };

@@ -1,28 +1,31 @@
-//! Partitions and runs: each tree cut into subtrees of a bounded number of
-//! items, whose codes a query scores in the order of their centroids.
+//! Partitions and runs: clusters of the items, whose codes a query scores
+//! in the order of their centroids.
 //!
 //! A query gathering candidates through the trees' planes reaches slots
 //! scattered over the index, and pays a block of codes (and a cache miss)
-//! for each. Here each tree keeps its own copy of its items' codes, in the
-//! order of its buckets (its *run*), cut into *partitions*: the largest
-//! subtrees holding at most [`partition_items`] items. A query ranks every
-//! partition of every tree by the code of its centroid, then scores the
-//! runs of the nearest, a block of 32 codes at a time as a scan does, until
-//! it has gathered `search_k` distinct items. The trees' partitions cut the
-//! space in different places, so the union of a few trees' nearest
-//! partitions holds far more of the neighbours than one tree's (see
-//! README, "How it scales").
+//! for each. Here each run holds a copy of every item's code, cut into
+//! *partitions* (the clusters the build chose, see `build/clusters.rs`),
+//! each partition's codes side by side. A query ranks every partition of
+//! every run by the code of its centroid, then scores the codes of the
+//! nearest, a block of 32 at a time as a scan does, until it has scored
+//! `search_k`. The first run holds each item in its nearest cluster, the
+//! others in other near ones, so the partitions a query reaches hold
+//! neighbours that the first run's centroids misjudge (see
+//! `build/clusters.rs`). A run is numbered as a tree is, one per
+//! tree, but its partitions are not subtrees.
 //!
 //! The partitions of tree `t`, under `(index, Partitions, t)`:
 //!
 //! | bytes | field |
 //! | --- | --- |
 //! | 4 | number of partitions `p` (`u32`) |
-//! | 12 × p | per partition: the run chunk, its first lane (a multiple of 32) and its number of lanes (a multiple of 32), `u32`s |
+//! | 12 × p | per partition: the run chunk, its first lane and its number of lanes, `u32`s |
 //! | k | the codes of the `p` centroids (see `codes`) |
 //!
 //! Chunk `c` of the run of tree `t`, under `(index, Runs, t << 20 | c)`,
-//! holds whole partitions, each padded to whole blocks of 32 lanes:
+//! holds whole partitions, one after another, then padding to a whole
+//! block of 32 lanes (format 5 padded each partition to whole blocks; a
+//! query masks the lanes of a block that are not the partition's):
 //!
 //! | bytes | field |
 //! | --- | --- |
@@ -30,20 +33,18 @@
 //! | 4 × l | the slot of each lane (`u32`; `u32::MAX` for padding) |
 //! | k | the codes of the `l` lanes (see `codes`) |
 //!
-//! Every integer is little-endian. A build that changes the trees writes
-//! them anew from the trees and the codes of the slots (`SlotCodes`): those
-//! of new vectors encoded, the others copied from the first tree's old run.
+//! Every integer is little-endian. A build that changes the index writes
+//! the runs anew from the clusters' members and the codes of the slots
+//! (`SlotCodes`): those of new vectors encoded, the others copied from the
+//! first run as it was.
 //! The runs are the only place codes are kept; a query that scores every
 //! item scans the first tree's run, which holds each once.
-
-use std::collections::HashMap;
 
 use heed::RoTxn;
 use rayon::prelude::*;
 use roaring::RoaringBitmap;
 
 use super::slots::SlotTable;
-use super::tree::{NodeError, NodeView, TreeView};
 use crate::codes::{self, BLOCK, CodeWriter, Codebook, Codes};
 use crate::error::Error;
 use crate::key::{Key, NodeMode, TREE_SHIFT};
@@ -55,15 +56,6 @@ use crate::{Distance, Result};
 const RUN_CHUNK_BYTES: usize = (1 << 20) - 16;
 /// The lane of a run that holds no slot.
 pub(crate) const PADDING: u32 = u32::MAX;
-
-/// The most items a partition of an index of `n_items` holds, unless one
-/// bucket holds more: the square root of the items, so that a query ranks
-/// about `√n` partitions per tree and scores a share of the items that
-/// falls as `n` grows (at 1M items, about a thousand partitions of a few
-/// hundred to a thousand items each).
-pub fn partition_items(n_items: u64) -> u64 {
-    (n_items as f64).sqrt().ceil().max(1.0) as u64
-}
 
 /// One tree's partitions, decoded and borrowed.
 #[derive(Debug, Clone, Copy)]
@@ -133,6 +125,15 @@ impl<'t> RunChunk<'t> {
     pub fn codes(&self) -> &Codes<'t> {
         &self.codes
     }
+
+    /// Asks the CPU to fetch the slots and codes of `lanes` into its
+    /// caches.
+    #[inline]
+    pub fn prefetch(&self, lanes: std::ops::Range<usize>) {
+        let slots = &self.slots[4 * lanes.start..4 * lanes.end];
+        crate::kernels::prefetch(slots, slots.len().div_ceil(64));
+        self.codes.prefetch(lanes);
+    }
 }
 
 /// Splits a value that is a `u32` count `n`, `n` entries of `width` bytes,
@@ -153,6 +154,19 @@ fn decode_table(bytes: &[u8], width: usize, dimensions: usize) -> std::result::R
 pub(crate) struct TreeRun<'t> {
     pub partitions: Partitions<'t>,
     pub chunks: Vec<RunChunk<'t>>,
+}
+
+impl TreeRun<'_> {
+    /// The slots of each partition, in run order, padding left out.
+    pub fn members(&self) -> Vec<Vec<u32>> {
+        (0..self.partitions.len())
+            .map(|i| {
+                let [chunk, first, lanes] = self.partitions.place(i);
+                let chunk = &self.chunks[chunk as usize];
+                (first..first + lanes).map(|lane| chunk.slot(lane as usize)).filter(|&slot| slot != PADDING).collect()
+            })
+            .collect()
+    }
 }
 
 /// The partitions and runs of every tree of `index`, looked up in two
@@ -193,7 +207,7 @@ pub(crate) fn open<'t>(
         for i in 0..run.partitions.len() {
             let [chunk, first, lanes] = run.partitions.place(i);
             let fits = run.chunks.get(chunk as usize).is_some_and(|c| (first as usize + lanes as usize) <= c.lanes());
-            if !fits || !(first as usize).is_multiple_of(BLOCK) || !(lanes as usize).is_multiple_of(BLOCK) {
+            if !fits {
                 let reason = format!("partition {i} lies outside its run chunk {chunk}");
                 return Err(Error::corrupted(Key::partitions(index, tree as u32), reason));
             }
@@ -255,47 +269,40 @@ impl SlotCodes {
     }
 }
 
-/// The encoded partitions of `tree` and its run chunks, whose items are in
-/// `slots` with their codes in `codes`: the largest subtrees holding at
-/// most `max_items` items (or one bucket), in the tree's order, each with
-/// the code of its centroid.
+/// The encoded partitions of a run and its chunks: the partitions
+/// `members` lists, whose items are in `slots` with their codes in
+/// `slot_codes`, each with the code of its centroid. An empty partition
+/// keeps its place (each run numbers the clusters alike), with no lane and
+/// the code of the origin.
 pub(crate) fn encode<D: Distance>(
-    tree: &TreeView<'_>,
-    normal: usize,
+    members: &[Vec<u32>],
     slots: &SlotTable<'_, D>,
     slot_codes: &SlotCodes,
     codebook: &Codebook,
-    max_items: u64,
-) -> std::result::Result<(Vec<u8>, Vec<Vec<u8>>), NodeError> {
-    let members = partition_members(tree, normal, max_items)?;
+) -> (Vec<u8>, Vec<Vec<u8>>) {
     let dimensions = codebook.dimensions();
     let centroids: Vec<Vec<f32>> =
         members.par_iter().map_init(Vec::new, |point, members| centroid(slots, members, point)).collect();
 
-    // The run, chunk by chunk, each partition padded to whole blocks.
+    // The run, chunk by chunk, its partitions one after another, padded
+    // to a whole block at the end of the chunk.
     let lane_bytes = 4 + codes::section_size(dimensions, BLOCK) / BLOCK;
-    let mut chunks: Vec<Vec<&[u32]>> = vec![Vec::new()];
+    let mut chunks: Vec<Vec<u32>> = vec![Vec::new()];
     let mut places = Vec::with_capacity(members.len());
-    let mut lanes_in_chunk = 0usize;
-    for members in &members {
-        let lanes = members.len().div_ceil(BLOCK) * BLOCK;
-        if lanes_in_chunk > 0 && (lanes_in_chunk + lanes) * lane_bytes > RUN_CHUNK_BYTES {
+    for members in members {
+        let used = chunks.last().map_or(0, Vec::len);
+        if used > 0 && (used + members.len()).div_ceil(BLOCK) * BLOCK * lane_bytes > RUN_CHUNK_BYTES {
             chunks.push(Vec::new());
-            lanes_in_chunk = 0;
         }
-        places.push([chunks.len() as u32 - 1, lanes_in_chunk as u32, lanes as u32]);
-        chunks.last_mut().expect("one chunk at least").push(members);
-        lanes_in_chunk += lanes;
+        let at = chunks.len() - 1;
+        places.push([at as u32, chunks[at].len() as u32, members.len() as u32]);
+        chunks[at].extend_from_slice(members);
     }
     let run = chunks
-        .iter()
-        .map(|partitions| {
-            let lanes: usize = partitions.iter().map(|members| members.len().div_ceil(BLOCK) * BLOCK).sum();
-            let mut lane_slots = Vec::with_capacity(lanes);
-            for members in partitions {
-                lane_slots.extend_from_slice(members);
-                lane_slots.resize(lane_slots.len().div_ceil(BLOCK) * BLOCK, PADDING);
-            }
+        .into_iter()
+        .map(|mut lane_slots| {
+            lane_slots.resize(lane_slots.len().div_ceil(BLOCK) * BLOCK, PADDING);
+            let lanes = lane_slots.len();
             let mut section = vec![0u8; codes::section_size(dimensions, lanes)];
             for (lane, &slot) in lane_slots.iter().enumerate().filter(|&(_, &slot)| slot != PADDING) {
                 slot_codes.copy_to(slot, &mut section, lanes, lane);
@@ -318,7 +325,7 @@ pub(crate) fn encode<D: Distance>(
         writer.write_vector(centroid, &mut section, count, at);
     }
     record.extend_from_slice(&section);
-    Ok((record, run))
+    (record, run)
 }
 
 /// The mean of the code vectors of `members`, summed in their order (the
@@ -332,56 +339,4 @@ pub(crate) fn centroid<D: Distance>(slots: &SlotTable<'_, D>, members: &[u32], p
     let scale = (members.len().max(1) as f32).recip();
     sum.iter_mut().for_each(|s| *s *= scale);
     sum
-}
-
-/// The slots of each partition of `tree`, in the tree's order (left
-/// first): the largest subtrees holding at most `max_items` items, or one
-/// bucket.
-fn partition_members(
-    tree: &TreeView<'_>,
-    normal: usize,
-    max_items: u64,
-) -> std::result::Result<Vec<Vec<u32>>, NodeError> {
-    // Post-order: children come before their parent.
-    let mut nodes = HashMap::new();
-    let mut sizes = HashMap::new();
-    for node in tree.nodes(normal) {
-        let (addr, view) = node?;
-        let size = match view {
-            NodeView::Bucket(members) => members.len() as u64,
-            _ => {
-                let [left, right] = view.children().expect("splits have children");
-                sizes.get(&left).copied().unwrap_or(0) + sizes.get(&right).copied().unwrap_or(0)
-            }
-        };
-        sizes.insert(addr, size);
-        nodes.insert(addr, view);
-    }
-    let mut partitions = Vec::new();
-    // Right child pushed first, so the left side comes out first.
-    let mut stack = vec![tree.root];
-    while let Some(addr) = stack.pop() {
-        let Some(&view) = nodes.get(&addr) else { return Err(NodeError::Missing(addr)) };
-        match view.children() {
-            Some([left, right]) if sizes[&addr] > max_items => {
-                stack.push(right);
-                stack.push(left);
-            }
-            _ => {
-                let mut members = Vec::new();
-                let mut below = vec![addr];
-                while let Some(addr) = below.pop() {
-                    match nodes.get(&addr) {
-                        Some(NodeView::Bucket(slots)) => members.extend(slots.iter()),
-                        Some(view) => below.extend(view.children().into_iter().flatten().rev()),
-                        None => return Err(NodeError::Missing(addr)),
-                    }
-                }
-                if !members.is_empty() {
-                    partitions.push(members);
-                }
-            }
-        }
-    }
-    Ok(partitions)
 }

@@ -183,7 +183,7 @@ impl<'t, D: Distance> SlotTable<'t, D> {
     /// them there.
     #[inline]
     pub fn prefetch(&self, slot: u32) {
-        crate::kernels::prefetch(&self.record(slot)[4..]);
+        crate::kernels::prefetch(&self.record(slot)[4..], 2);
     }
 
     /// The header and vector in `slot` (`slot < len()`).

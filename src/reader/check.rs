@@ -7,7 +7,7 @@ use super::Reader;
 use crate::codes::{self, CodeWriter, Codes};
 use crate::error::Error;
 use crate::key::{Key, NodeMode};
-use crate::layout::{NodeView, PADDING, centroid, node_key, reused_count};
+use crate::layout::{NodeView, PADDING, RunChunk, centroid, node_key, reused_count};
 use crate::store;
 use crate::vector::VectorCodec;
 use crate::{Distance, Result};
@@ -87,10 +87,10 @@ impl<D: Distance> Reader<'_, D> {
     }
 
     /// Verifies the partitions and runs of every tree, for an index with
-    /// codes: the partitions lie one after the other and fill their chunks,
-    /// each holds its items then padding to a whole block, the run holds
-    /// every item of `live` once with the code of its vector, and
-    /// each centroid's code is the code of its partition's mean.
+    /// codes: the partitions lie one after the other, each chunk holding
+    /// its partitions' items then padding to a whole block, the run holds
+    /// every item of `live` once with the code of its vector, and each
+    /// centroid's code is the code of its partition's mean.
     fn check_runs(&self, live: &RoaringBitmap) -> Result<()> {
         let index = self.index;
         let (Some(codebook), slots) = (self.codebook.as_ref(), &self.layout.slots) else { return Ok(()) };
@@ -110,9 +110,9 @@ impl<D: Distance> Reader<'_, D> {
             for i in 0..run.partitions.len() {
                 let [chunk, first, lanes] = run.partitions.place(i);
                 // In the same chunk right after the one before, or first in
-                // the next chunk once that one is full.
+                // the next chunk once that one is closed.
                 let follows = (chunk, first) == next
-                    || (chunk == next.0 + 1 && first == 0 && next.1 as usize == run.chunks[next.0 as usize].lanes());
+                    || (chunk == next.0 + 1 && first == 0 && closes(&run.chunks[next.0 as usize], next.1));
                 if !follows {
                     return corrupted(format!("partition {i} does not follow the one before it"));
                 }
@@ -121,12 +121,6 @@ impl<D: Distance> Reader<'_, D> {
                 members.clear();
                 for lane in first as usize..(first + lanes) as usize {
                     let slot = run_chunk.slot(lane);
-                    if slot == PADDING {
-                        continue;
-                    }
-                    if lane != first as usize + members.len() {
-                        return corrupted(format!("partition {i} holds slot {slot} after its padding"));
-                    }
                     if !live.contains(slot) || !in_run.insert(slot) {
                         return corrupted(format!("partition {i} holds slot {slot}: no item, or twice in the run"));
                     }
@@ -139,10 +133,6 @@ impl<D: Distance> Reader<'_, D> {
                     }
                     members.push(slot);
                 }
-                let count = members.len();
-                if count == 0 || count.div_ceil(codes::BLOCK) * codes::BLOCK != lanes as usize {
-                    return corrupted(format!("partition {i} has {lanes} lanes for {count} items"));
-                }
                 let mean = centroid(slots, &members, &mut point);
                 let expected =
                     code_alone(&mut writer, &mut section, self.dimensions, |w, s| w.write_vector(&mean, s, 1, 0));
@@ -150,7 +140,7 @@ impl<D: Distance> Reader<'_, D> {
                     return corrupted(format!("the centroid code of partition {i} is not its items' mean's"));
                 }
             }
-            if run.chunks.last().is_some_and(|last| next != (run.chunks.len() as u32 - 1, last.lanes() as u32)) {
+            if run.chunks.last().is_some_and(|last| next.0 as usize != run.chunks.len() - 1 || !closes(last, next.1)) {
                 return corrupted("the partitions leave lanes of the last run chunk unused".into());
             }
             if &in_run != live {
@@ -314,4 +304,12 @@ fn code_alone(
     section.resize(codes::section_size(dimensions, 1), 0);
     write(writer, section);
     Codes::new(section, dimensions, 1).map(|alone| alone.code(0))
+}
+
+/// Whether a run chunk whose partitions end at lane `end` holds padding
+/// after it, and only to the end of that block.
+fn closes(chunk: &RunChunk<'_>, end: u32) -> bool {
+    let end = end as usize;
+    end.div_ceil(codes::BLOCK) * codes::BLOCK == chunk.lanes()
+        && (end..chunk.lanes()).all(|lane| chunk.slot(lane) == PADDING)
 }

@@ -43,27 +43,27 @@ const PREFETCH_AHEAD: usize = 2;
 pub const DEFAULT_SEARCH_K_PER_RESULT: usize = 1_000;
 
 /// The codes a query of an index with codes scores, unless told otherwise:
-/// `count × oversampling × max(4,000, 5 √n)` for an index of `n` items.
+/// `count × oversampling × max(1,500, 1.5 √n)` for an index of `n` items.
 ///
-/// Up to about 114,000 items that is more than 35% of them for ten
+/// Up to about 43,000 items that is more than 35% of them for ten
 /// neighbours, and the query scans every code (on pypi-minilm, 40,000
-/// sentence embeddings: recall@10 0.997; the partitions reach 0.95 at a
-/// third of the items there, no faster than the scan). Above, the work
-/// grows as the square root of the items: at 1M generated embeddings of
-/// 384 dimensions, 50,000 codes (5%) for recall@10 0.97 (see README, "How
-/// it scales").
+/// sentence embeddings: recall@10 0.997). Above, the work grows as the
+/// square root of the items: at 1M generated embeddings of 384
+/// dimensions, 15,000 codes (1.5%) for recall@10 0.99 (see README, "How it
+/// scales").
 pub fn default_search_k(count: usize, oversampling: usize, n_items: u64) -> usize {
-    let per_result = ((n_items as f64).sqrt() * 5.0).max(4_000.0) as usize;
+    let per_result = ((n_items as f64).sqrt() * 1.5).max(1_500.0) as usize;
     count.saturating_mul(oversampling).saturating_mul(per_result)
 }
 
 /// A nearest-neighbour query; created by [`Reader::nns`].
 ///
 /// In an index with codes (the `f32` distances from
-/// [`crate::MIN_CODE_DIMENSIONS`] dimensions), each tree is cut into
-/// partitions of about `√n` items, each with the code of its centroid and
-/// its own copy of its items' codes. The search ranks the partitions of
-/// every tree by their centroids and scores the codes of the nearest, a
+/// [`crate::MIN_CODE_DIMENSIONS`] dimensions), the items are clustered into
+/// about `4 √n` partitions, each with the code of its centroid and its
+/// items' codes, once in their nearest cluster and once in a neighbouring
+/// one. The search ranks the partitions by their centroids and scores the
+/// codes of the nearest, a
 /// block of 32 at a time, until it has scored `search_k`; then the best are
 /// ranked again by their exact distance (see [`QueryBuilder::rerank`]).
 /// Without codes, it walks all the trees at once, always descending next
@@ -72,7 +72,7 @@ pub fn default_search_k(count: usize, oversampling: usize, n_items: u64) -> usiz
 /// `search_k` distinct candidates, each scored exactly. When `search_k`
 /// reaches 35% of the items (a tenth without codes), every item is scored
 /// in slot order instead: with the default `search_k`, every query for ten
-/// neighbours in an index of up to about 114,000 items.
+/// neighbours in an index of up to about 43,000 items.
 #[derive(Debug, Clone)]
 pub struct QueryBuilder<'r, 't, D: Distance> {
     reader: &'r Reader<'t, D>,
@@ -706,7 +706,7 @@ impl<'r, 't, D: Distance> QueryBuilder<'r, 't, D> {
                 let mut fresh = |slot| keeps(slot);
                 for chunk in &run.chunks {
                     for block in 0..chunk.lanes() / BLOCK {
-                        self.offer_block(query, codes, (0, chunk), block, &mut fresh, &mut scores, best)?;
+                        self.offer_block(query, codes, (0, chunk), block, u32::MAX, &mut fresh, &mut scores, best)?;
                     }
                 }
             }
@@ -835,12 +835,13 @@ impl<'r, 't, D: Distance> QueryBuilder<'r, 't, D> {
         Ok(visits)
     }
 
-    /// Scores the partitions of every tree whose centroids lie nearest to
+    /// Scores the partitions of every run whose centroids lie nearest to
     /// the query, nearest first, into `best`, until they held `search_k`
     /// items the query may return (an item in the partitions of several
-    /// trees counting once for each); returns how many partitions it
-    /// visited. Each partition's codes are read in a run of whole blocks,
-    /// as a scan reads them.
+    /// runs counting once for each); returns how many partitions it
+    /// visited. Each partition's codes are read block by block, as a scan
+    /// reads them, the lanes of its neighbours masked, and the next
+    /// partition's codes are fetched while one is scored.
     #[allow(clippy::too_many_arguments)]
     fn probe(
         &self,
@@ -886,33 +887,45 @@ impl<'r, 't, D: Distance> QueryBuilder<'r, 't, D> {
             }
             let (_, tree, partition) = order[visits];
             visits += 1;
+            // The next partition's codes are fetched while this one is scored.
+            if let Some(&(_, next_tree, next)) = order[..sorted].get(visits) {
+                let run = &runs[next_tree as usize];
+                let [chunk, first, lanes] = run.partitions.place(next as usize);
+                run.chunks[chunk as usize].prefetch(first as usize..(first + lanes) as usize);
+            }
             let run = &runs[tree as usize];
             let [chunk, first, lanes] = run.partitions.place(partition as usize);
             let chunk = &run.chunks[chunk as usize];
-            for block in first as usize / BLOCK..(first + lanes) as usize / BLOCK {
-                // Padding comes last in a partition.
-                let lane_slot = |lane: usize| chunk.slot(block * BLOCK + lane);
-                gathered += match (every_item, lane_slot(BLOCK - 1) != PADDING) {
-                    (true, true) => BLOCK as u64,
-                    (true, false) => (0..BLOCK).take_while(|&lane| lane_slot(lane) != PADDING).count() as u64,
-                    (false, _) => {
-                        (0..BLOCK).filter(|&lane| lane_slot(lane) < n_slots && keeps(lane_slot(lane))).count() as u64
+            let (start, end) = (first as usize, (first + lanes) as usize);
+            // An empty partition (all its items were deleted) has no block.
+            let blocks = if lanes == 0 { 0..0 } else { start / BLOCK..end.div_ceil(BLOCK) };
+            for block in blocks {
+                // The partition's lanes of the block: its neighbours' may
+                // share it.
+                let (low, high) =
+                    (start.max(block * BLOCK) - block * BLOCK, end.min((block + 1) * BLOCK) - block * BLOCK);
+                let mask = (u32::MAX >> (BLOCK - (high - low))) << low;
+                gathered += match every_item {
+                    true => (high - low) as u64,
+                    false => {
+                        let lane_slot = |lane: usize| chunk.slot(block * BLOCK + lane);
+                        (low..high).filter(|&lane| lane_slot(lane) < n_slots && keeps(lane_slot(lane))).count() as u64
                     }
                 };
-                // An item offered from another tree's partition had the
+                // An item offered from another run's partition had the
                 // same estimate then, and a bound no smaller: it is not
                 // offered twice, and one not offered then is not now.
                 let mut fresh = |slot| first_sight(seen, touched, slot).is_some() && keeps(slot);
-                self.offer_block(query, codes, (tree, chunk), block, &mut fresh, &mut scores, best)?;
+                self.offer_block(query, codes, (tree, chunk), block, mask, &mut fresh, &mut scores, best)?;
             }
         }
         Ok(visits as u64)
     }
 
     /// Estimates block `block` of a chunk of tree `tree`'s run into `scores`
-    /// and offers the slots `fresh` accepts (it may mark them seen) whose
-    /// first score can make the list as it stands (see
-    /// [`QueryBuilder::passing`]).
+    /// and offers the slots of the lanes of `mask` that `fresh` accepts (it
+    /// may mark them seen) whose first score can make the list as it
+    /// stands (see [`QueryBuilder::passing`]).
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
     fn offer_block(
@@ -921,6 +934,7 @@ impl<'r, 't, D: Distance> QueryBuilder<'r, 't, D> {
         codes: &CodeQuery,
         (tree, chunk): (u32, &RunChunk<'_>),
         block: usize,
+        mask: u32,
         fresh: &mut impl FnMut(u32) -> bool,
         scores: &mut ([f32; BLOCK], [f32; BLOCK]),
         best: &mut Shortlist<'_>,
@@ -929,7 +943,7 @@ impl<'r, 't, D: Distance> QueryBuilder<'r, 't, D> {
         let n_slots = self.reader.metadata.n_slots;
         codes.estimate_block(chunk.codes(), block, estimates, errors);
         best.blocks += 1;
-        let mut lanes = self.passing(estimates, errors, best);
+        let mut lanes = self.passing(estimates, errors, best) & mask;
         while lanes != 0 {
             let lane = lanes.trailing_zeros() as usize;
             lanes &= lanes - 1;
