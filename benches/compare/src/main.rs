@@ -17,10 +17,11 @@
 //! and 32 for arroy otherwise), `--engines spinney,arroy,hannoy,exact`,
 //! `--filters` (spinney and the exact scan under filters keeping 0.1% to
 //! 50% of the items), `--commit-load` (spinney commits its load before
-//! building: a million 384-dimension vectors overflow one transaction). After each table, the best queries per second each
-//! engine reached at recall@10 0.90, 0.95 and 0.99. For how costs grow:
-//! `cargo run --release -- --generator embeddings --metric cosine
-//! --dimensions 384 --n 1000000 --engines spinney,exact --commit-load`. Every engine loads its
+//! building, to compare with a load in the build's transaction), `--memory
+//! MIB` (spinney's `available_memory`). After each table, the best queries
+//! per second each engine reached at recall@10 0.90, 0.95 and 0.99. For
+//! how costs grow: `cargo run --release -- --generator embeddings --metric
+//! cosine --dimensions 384 --n 1000000 --engines spinney`. Every engine loads its
 //! items with `add_item` in id order, as README tells users to, in the
 //! transaction it builds in, and builds and queries in a child process of
 //! its own, so its peak memory is its own. Results print as Markdown
@@ -53,6 +54,8 @@ struct Run {
     /// Commit the load before building (spinney only): a load of more than
     /// about 512 MiB of vectors fills LMDB's transaction otherwise.
     commit_load: bool,
+    /// spinney's `available_memory`, in MiB.
+    memory: Option<usize>,
 }
 
 /// arroy's trees unless `--trees` is given: what spinney grew by default at
@@ -71,6 +74,7 @@ fn parse(args: &[String]) -> Result<(Run, Vec<String>)> {
         filters: false,
         generator: "clustered".into(),
         commit_load: false,
+        memory: None,
     };
     let mut engines = vec!["spinney".to_string(), "arroy".into(), "hannoy".into(), "exact".into()];
     let mut args = args.iter();
@@ -87,6 +91,7 @@ fn parse(args: &[String]) -> Result<(Run, Vec<String>)> {
             "--filters" => run.filters = true,
             "--generator" => run.generator = value()?,
             "--commit-load" => run.commit_load = true,
+            "--memory" => run.memory = Some(value()?.parse()?),
             "--bench" => {}
             other => return Err(format!("unknown option {other}").into()),
         }
@@ -278,12 +283,15 @@ fn build_spinney<D: spinney::Distance>(dataset: &Dataset, run: &Run) -> Result<B
         }
         Ok(())
     };
-    let trees = run.trees;
+    let (trees, memory) = (run.trees, run.memory);
     let mut cost = timed_load_and_build(&env, run.commit_load, load, |wtxn| {
         let mut rng = rand::rngs::StdRng::seed_from_u64(42);
         let mut builder = writer.builder(&mut rng);
         if let Some(trees) = trees {
             builder.n_trees(trees);
+        }
+        if let Some(memory) = memory {
+            builder.available_memory(memory << 20);
         }
         Ok(builder.build(wtxn)?)
     })?;
@@ -297,12 +305,14 @@ fn run_spinney<D: spinney::Distance>(dataset: &Dataset, truth: &[Vec<u32>], run:
     let rtxn = env.read_txn()?;
     let reader = spinney::Reader::<D>::open(&rtxn, 0, db)?;
     let n = dataset.base.len();
-    // Shares of the items (an index with codes scores that many codes), the
-    // default, every item; then a few with a capped re-ranking.
+    // A few thousand codes, shares of the items (an index with codes scores
+    // that many codes), the default, every item; then a few with a capped
+    // re-ranking.
     let default = reader.nns(10).effective_search_k().min(n);
     let mut efforts: Vec<(usize, Option<usize>)> = [200, 100, 50, 30, 20, 10, 5, 3, 2]
         .iter()
         .map(|&part| ((n / part).max(10), None))
+        .chain([1_000, 2_000, 3_000, 5_000, 10_000, 20_000].into_iter().filter(|&k| k < n).map(|k| (k, None)))
         .chain([(default, None), (n, None)])
         .collect();
     efforts.sort_unstable();
