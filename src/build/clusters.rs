@@ -242,23 +242,28 @@ pub(crate) fn assign<D: Distance>(
     runs: usize,
     candidates: impl Fn(usize) -> Candidates + Sync,
 ) -> Vec<u32> {
+    // In chunks, so that the choices of a chunk share one allocation.
     let chosen: Vec<Vec<u32>> = items
-        .par_iter()
+        .par_chunks(CHUNK)
         .enumerate()
         .map_init(
             || (Vec::new(), vec![0.0f32; centroids.len()], Vec::with_capacity(runs)),
-            |(x, dots, chosen), (i, &slot)| {
-                point(slots, slot, x);
-                let ranges = candidates(i);
-                let nearest = ranges.iter().filter(|range| !range.is_empty()).map(|range| {
-                    let c = centroids.nearest(x, range.clone(), dots);
-                    (centroids.norms[c] - 2.0 * dots[c], c)
-                });
-                let nearest = nearest.min_by(|a, b| a.0.total_cmp(&b.0)).map_or(0, |(_, c)| c);
-                chosen.clear();
-                chosen.push(nearest);
-                spill(x, centroids, &ranges, dots, runs, chosen);
-                chosen.iter().map(|&c| c as u32).collect()
+            |(x, dots, chosen), (at, chunk)| {
+                let mut choices = Vec::with_capacity(chunk.len() * runs);
+                for (i, &slot) in chunk.iter().enumerate() {
+                    point(slots, slot, x);
+                    let ranges = candidates(at * CHUNK + i);
+                    let nearest = ranges.iter().filter(|range| !range.is_empty()).map(|range| {
+                        let c = centroids.nearest(x, range.clone(), dots);
+                        (centroids.norms[c] - 2.0 * dots[c], c)
+                    });
+                    let nearest = nearest.min_by(|a, b| a.0.total_cmp(&b.0)).map_or(0, |(_, c)| c);
+                    chosen.clear();
+                    chosen.push(nearest);
+                    spill(x, centroids, &ranges, dots, runs, chosen);
+                    choices.extend(chosen.iter().map(|&c| c as u32));
+                }
+                choices
             },
         )
         .collect();
