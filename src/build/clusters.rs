@@ -72,11 +72,13 @@ pub(crate) struct Centroids {
 }
 
 impl Centroids {
+    /// The centroids in `values`, `dimensions` values each.
     pub fn new(dimensions: usize, values: Vec<f32>) -> Centroids {
         let norms = values.chunks_exact(dimensions.max(1)).map(|c| dot(c, c)).collect();
         Centroids { dimensions, values, norms }
     }
 
+    /// The number of centroids.
     pub fn len(&self) -> usize {
         self.norms.len()
     }
@@ -104,9 +106,7 @@ impl Centroids {
         }
         best.1
     }
-}
 
-impl Centroids {
     /// The `COARSE_PROBES` centroids nearest to `x`, nearest first (the
     /// nearest again where there are fewer).
     fn nearest_few(&self, x: &[f32]) -> [u32; COARSE_PROBES] {
@@ -133,7 +133,7 @@ fn point<D: Distance>(slots: &SlotTable<'_, D>, slot: u32, out: &mut Vec<f32>) {
 }
 
 /// The candidates of an item: ranges of centroids.
-pub(crate) type Candidates = [Range<usize>; COARSE_PROBES];
+type Candidates = [Range<usize>; COARSE_PROBES];
 
 /// The members of every partition of every run: `runs` runs of clusters of
 /// the code vectors of `live` (slots of `slots`), each holding each item
@@ -235,7 +235,7 @@ pub(crate) fn join<D: Distance>(
 /// `runs` choices of a cluster of `centroids` for each slot of `items`:
 /// the nearest of the candidates `candidates` gives for the item at each
 /// position, then the spilled ones.
-pub(crate) fn assign<D: Distance>(
+fn assign<D: Distance>(
     slots: &SlotTable<'_, D>,
     items: &[u32],
     centroids: &Centroids,
